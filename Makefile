@@ -1,0 +1,54 @@
+# The front door. `make demo` and `make test` each set up everything they need on a fresh clone.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ERASURE_HOME ?= $(CURDIR)/.erasure
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+PYTEST_WORKERS ?= 2
+
+.PHONY: help setup data model demo test bench lint clean reset
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+# torch goes first and pinned: pip then takes the CPU wheel on disk, never a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml requirements.lock
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock torch==2.13.0
+	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed ## create .venv with the pinned stack and the DVC local remote
+	@mkdir -p $(ERASURE_HOME)
+	dvc remote add --local --force --default local $(ERASURE_HOME)/dvc-remote
+
+data: setup ## rebuild data/ deterministically, prove its hash matches data.dvc, push to the DVC remote
+	erasure data build --out data
+	dvc add -q data
+	@git diff --quiet -- data.dvc || { echo "data/ no longer matches the committed data.dvc: see 'git diff data.dvc'"; exit 1; }
+	dvc push -q
+
+model: data ## train (dvc repro) and register the base model restorer@champion
+	dvc repro
+
+demo: model ## set up, then run the example deletion request end to end
+	erasure request run requests/examples/forget-haze.yaml
+	@echo "review: erasure audit list | erasure audit show req-0001-forget-haze | mlflow ui --backend-store-uri sqlite:///$(ERASURE_HOME)/mlflow.db"
+
+test: setup ## run the test suite (unit, data, model, end-to-end)
+	pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
+lint: setup ## lint the Dockerfile
+	hadolint Dockerfile
+
+clean: ## remove generated state (.erasure, models/, data/); keeps .venv
+	rm -rf $(ERASURE_HOME) models data/restoration
+
+reset: clean ## also remove the virtual environment
+	rm -rf $(VENV)

@@ -1,0 +1,109 @@
+"""The base model that deletion requests start from: trained by the DVC `train` stage, then registered."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from pipelines import registry
+from pipelines.settings import Settings
+from unlearning.data.pairs import PairSet, decode_arrays
+from unlearning.data.restoration import RestorationDataConfig, set_path
+from unlearning.data.degradations import DEGRADATIONS
+from unlearning.device import best_device
+from unlearning.metrics import score_restoration
+from unlearning.models import build_model
+from unlearning.train import TrainConfig, train_restorer
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelParams(_Section):
+    name: str = "restorer"
+    alias: str = "champion"
+    architecture: str = "restorer-unet"
+    width: int = 16
+    levels: int = 2
+
+
+class Params(_Section):
+    """params.yaml, typed."""
+
+    data: dict[str, Any]
+    model: ModelParams
+    train: dict[str, Any]
+
+    @property
+    def data_config(self) -> RestorationDataConfig:
+        return RestorationDataConfig(**self.data)
+
+    @property
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(**self.train)
+
+
+def load_params(path: Path) -> Params:
+    return Params.model_validate(yaml.safe_load(Path(path).read_text()))
+
+
+def _read_set(data_root: Path, split: str, degradation: str) -> PairSet:
+    path = data_root / set_path(split, degradation)
+    return PairSet.from_arrays(degradation, decode_arrays(path.read_bytes(), str(path))[0])
+
+
+def train_base_model(params: Params, data_root: Path, out_dir: Path, show_progress: bool = True) -> dict[str, float]:
+    """Train on every degradation, write weights + architecture + held-out metrics to `out_dir`."""
+    device = best_device()
+    model = build_model(params.model.architecture, {"width": params.model.width, "levels": params.model.levels})
+    train_sets = [_read_set(data_root, "train", name) for name in DEGRADATIONS]
+    train_restorer(model, train_sets, params.train_config, device, show_progress=show_progress)
+    registry.write_model_files(model.cpu(), params.model.architecture, out_dir)
+    metrics = {}
+    for name in DEGRADATIONS:
+        scores = score_restoration(model, _read_set(data_root, "eval", name), device)
+        metrics |= {f"{name}.psnr": scores.psnr, f"{name}.ssim": scores.ssim, f"{name}.input_psnr": scores.input_psnr}
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    return metrics
+
+
+def register_base_model(settings: Settings, model_dir: Path, name: str, alias: str) -> str:
+    """Register the trained model and point `alias` at it, unless the registry already has it.
+
+    Idempotent: re-running finds the version by its weights hash; an alias that already points
+    somewhere (say, at an unlearned version) is left alone.
+    """
+    digest = registry.sha256_file(model_dir / registry.WEIGHTS_FILE)
+    mlflow_client = registry.client(settings)
+    existing = mlflow_client.search_model_versions(f"name = '{name}'") if _exists(mlflow_client, name) else []
+    version = next((v.version for v in existing if v.tags.get(registry.TAG_WEIGHTS) == digest), None)
+    if version is None:
+        model, architecture = registry.read_model_files(model_dir)
+        experiment_id = registry.ensure_experiment(settings, settings.training_experiment)
+        run = mlflow_client.create_run(experiment_id, run_name=f"train-{name}")
+        metrics = json.loads((model_dir / "metrics.json").read_text())
+        for key, value in metrics.items():
+            mlflow_client.log_metric(run.info.run_id, key, value)
+        version, _ = registry.log_and_register(
+            settings, run.info.run_id, name, model, architecture["architecture"], {registry.TAG_STATUS: "base"}
+        )
+        mlflow_client.set_terminated(run.info.run_id)
+    if registry.alias_version(settings, name, alias) is None:
+        mlflow_client.set_registered_model_alias(name, alias, str(version))
+        registry.tag_version(settings, name, str(version), {registry.TAG_STATUS: "promoted"})
+    return str(version)
+
+
+def _exists(mlflow_client, name: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow_client.get_registered_model(name)
+        return True
+    except MlflowException:
+        return False

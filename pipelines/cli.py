@@ -1,0 +1,112 @@
+"""The `erasure` command: build data, train and register the base model, run and review deletion requests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.settings import PROJECT_ROOT, load_settings
+
+app = typer.Typer(help="Erasure: verified, audited machine unlearning for deletion requests.", no_args_is_help=True)
+data_app = typer.Typer(help="The deterministic demo data set (tracked by data.dvc).", no_args_is_help=True)
+model_app = typer.Typer(help="The base model: train (DVC stage) and register in MLflow.", no_args_is_help=True)
+request_app = typer.Typer(help="Run deletion requests through the Prefect flow.", no_args_is_help=True)
+audit_app = typer.Typer(help="Review the audit trail.", no_args_is_help=True)
+for sub_app, name in ((data_app, "data"), (model_app, "model"), (request_app, "request"), (audit_app, "audit")):
+    app.add_typer(sub_app, name=name)
+
+console = Console()
+DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
+
+
+@data_app.command("build")
+def data_build(
+    out: Path = typer.Option(PROJECT_ROOT / "data", help="data root to write"),
+    params: Path = typer.Option(DEFAULT_PARAMS, help="params.yaml with a `data` section"),
+) -> None:
+    """Synthesise the restoration sets; the same params always give the same bytes."""
+    from pipelines.base_model import load_params
+    from unlearning.data.restoration import build_restoration_sets, write_sets
+
+    files = build_restoration_sets(load_params(params).data_config)
+    write_sets(files, out)
+    console.print(f"wrote {len(files)} sets under {out}")
+
+
+@model_app.command("train")
+def model_train(
+    data: Path = typer.Option(PROJECT_ROOT / "data", help="data root"),
+    out: Path = typer.Option(PROJECT_ROOT / "models" / "restorer", help="output directory"),
+    params: Path = typer.Option(DEFAULT_PARAMS, help="params.yaml"),
+) -> None:
+    """Train the all-in-one restorer on noise, rain and haze (the DVC `train` stage)."""
+    from pipelines.base_model import load_params, train_base_model
+
+    metrics = train_base_model(load_params(params), data, out)
+    console.print_json(json.dumps(metrics))
+
+
+@model_app.command("register")
+def model_register(
+    model_dir: Path = typer.Option(PROJECT_ROOT / "models" / "restorer", help="trained model directory"),
+    params: Path = typer.Option(DEFAULT_PARAMS, help="params.yaml (model name and alias)"),
+) -> None:
+    """Register the trained base model in MLflow and set its alias, if not done already (idempotent)."""
+    from pipelines.base_model import load_params, register_base_model
+
+    model = load_params(params).model
+    version = register_base_model(load_settings(), model_dir, model.name, model.alias)
+    console.print(f"{model.name}@{model.alias} -> version {version}")
+
+
+@request_app.command("run")
+def request_run(request_file: Path = typer.Argument(..., help="deletion request YAML")) -> None:
+    """Process one deletion request. Exits 0 only when the unlearned model was verified and promoted."""
+    from pipelines.flow import deletion_flow
+
+    outcome = deletion_flow(str(request_file))
+    colour = {"passed": "green", "rejected": "yellow"}.get(outcome["status"], "red")
+    console.print(f"[bold {colour}]verdict: {outcome['status']}[/] request {outcome['request_id']}")
+    for reason in outcome["reasons"]:
+        console.print(f"  - {reason}")
+    if outcome["error"]:
+        console.print(f"  stage '{outcome['stage']}': {outcome['error']}")
+    if outcome["version_after"]:
+        console.print(
+            f"promoted {outcome['model']} version {outcome['version_before']} -> {outcome['version_after']}"
+        )
+    console.print(f"audit record: {outcome['audit_record']} (MLflow run {outcome['mlflow_run_id']})")
+    raise typer.Exit(0 if outcome["status"] == "passed" else 1)
+
+
+@audit_app.command("list")
+def audit_list() -> None:
+    """One line per audited request, newest first."""
+    from pipelines.audit import list_records
+
+    table = Table("request", "status", "model", "before", "after", "started (UTC)")
+    for row in list_records(load_settings()):
+        table.add_row(
+            row["request_id"], row["status"], row["model"], row["version_before"], row["version_after"], row["started"]
+        )
+    console.print(table)
+
+
+@audit_app.command("show")
+def audit_show(request_id: str = typer.Argument(..., help="request id")) -> None:
+    """The whole audit record of one request, as JSON."""
+    from pipelines.audit import read_record
+
+    record = read_record(load_settings(), request_id)
+    if record is None:
+        console.print(f"[red]no audit record for request {request_id!r}[/]")
+        raise typer.Exit(2)
+    console.print_json(record.model_dump_json())
+
+
+if __name__ == "__main__":
+    app()

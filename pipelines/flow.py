@@ -1,0 +1,272 @@
+"""The deletion-request flow: one Prefect task per stage, in the order a request travels.
+
+load request -> pull model -> pull data -> validate -> unlearn -> verify
+  -> (passed) register candidate -> export ONNX + parity -> promote
+  -> audit record, whatever happened.
+
+The candidate is registered and exported *before* the alias moves, so the served alias only ever
+points at a version whose verification and ONNX parity both passed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from pipelines import datastore, registry, validation
+from pipelines.audit import AuditRecord, MetricEvidence, now, write_record
+from pipelines.datastore import DataRevisionError, FetchedFile
+from pipelines.export import export_and_check
+from pipelines.request import DeletionRequest, RequestError, load_request, raw_request_id
+from pipelines.settings import Settings, load_settings
+from unlearning.data.pairs import CorruptDataError, PairSet, concat, decode_arrays
+from unlearning.device import best_device
+from unlearning.methods import UnlearningProblem, create_method
+from unlearning.methods.base import DivergenceError, UnlearningError
+from unlearning.metrics import RestorationScores, score_restoration
+from unlearning.verify import Verdict, verify_restoration
+
+# Errors caused by what the request asked for or pointed at: the request is refused ("rejected").
+# Anything else is the platform's fault ("failed").
+INPUT_ERRORS = (
+    RequestError,
+    registry.ModelNotFoundError,
+    registry.ModelIntegrityError,
+    DataRevisionError,
+    CorruptDataError,
+    validation.ForgetSetValidationError,
+    UnlearningError,
+)
+
+
+class VerificationRejected(Exception):
+    """Unlearning ran, but forgetting or retention missed the request's thresholds."""
+
+
+@dataclass
+class RequestData:
+    forget: FetchedFile
+    retain: list[FetchedFile]
+    evaluation: dict[str, FetchedFile]  # by set name (file stem), forgotten and kept
+
+
+def _set_name(path: str) -> str:
+    return Path(path).stem
+
+
+def _pairs(fetched: FetchedFile) -> PairSet:
+    arrays, _ = decode_arrays(fetched.content, fetched.path)
+    return PairSet.from_arrays(_set_name(fetched.path), arrays)
+
+
+@task(name="load request", cache_policy=NO_CACHE)
+def load_request_stage(request_file: str) -> DeletionRequest:
+    return load_request(Path(request_file))
+
+
+@task(name="pull model", retries=2, retry_delay_seconds=[1, 4], cache_policy=NO_CACHE)
+def pull_model_stage(settings: Settings, request: DeletionRequest) -> registry.RegisteredModel:
+    return registry.load_by_alias(settings, request.model.name, request.model.alias)
+
+
+@task(name="pull data", cache_policy=NO_CACHE)
+def pull_data_stage(settings: Settings, request: DeletionRequest) -> RequestData:
+    def read(path: str) -> FetchedFile:
+        return datastore.fetch(settings.data_repo, path, request.forget.rev)
+
+    evaluation_paths = [request.forget.evaluation, *request.retain.evaluation]
+    return RequestData(
+        forget=read(request.forget.path),
+        retain=[read(path) for path in request.retain.paths],
+        evaluation={_set_name(path): read(path) for path in evaluation_paths},
+    )
+
+
+@task(name="validate forget set", cache_policy=NO_CACHE)
+def validate_stage(request: DeletionRequest, data: RequestData) -> validation.ValidationSummary:
+    forget_arrays, _ = decode_arrays(data.forget.content, data.forget.path)
+    evaluation_arrays, _ = decode_arrays(data.evaluation[_set_name(request.forget.evaluation)].content, "evaluation")
+    return validation.validate_forget_set(
+        forget_arrays["inputs"],
+        forget_arrays["targets"],
+        expected_shape=tuple(evaluation_arrays["inputs"].shape[1:]),
+        evaluation_inputs=evaluation_arrays["inputs"],
+    )
+
+
+@task(name="unlearn", cache_policy=NO_CACHE)
+def unlearn_stage(request: DeletionRequest, original: registry.RegisteredModel, data: RequestData, device: torch.device):
+    method = create_method(request.method.name, request.method.params)
+    retain = concat([_pairs(f) for f in data.retain], "retain") if data.retain else None
+    model = copy.deepcopy(original.model)
+    torch.manual_seed(method.params.seed)
+    problem = UnlearningProblem(model=model, forget=_pairs(data.forget), retain=retain, device=device)
+    outcome = method.run(problem)
+    return model.cpu().eval(), method, outcome
+
+
+@task(name="verify", cache_policy=NO_CACHE)
+def verify_stage(request, original, unlearned, data: RequestData, device):
+    evaluation = {name: _pairs(fetched) for name, fetched in data.evaluation.items()}
+    before = {name: score_restoration(original.model, pairs, device) for name, pairs in evaluation.items()}
+    after = {name: score_restoration(unlearned, pairs, device) for name, pairs in evaluation.items()}
+    verdict = verify_restoration(before, after, [_set_name(request.forget.evaluation)], request.thresholds.for_restoration())
+    return before, after, verdict
+
+
+@task(name="register candidate", retries=2, retry_delay_seconds=[1, 4], cache_policy=NO_CACHE)
+def register_stage(settings, request, original, unlearned, run_id) -> tuple[str, str]:
+    return registry.log_and_register(
+        settings,
+        run_id,
+        request.model.name,
+        unlearned,
+        original.architecture["architecture"],
+        tags={
+            registry.TAG_STATUS: "candidate",
+            registry.TAG_PARENT: original.version,
+            registry.TAG_REQUEST: request.request_id,
+        },
+    )
+
+
+@task(name="export onnx", cache_policy=NO_CACHE)
+def export_stage(settings, request, unlearned, data: RequestData, version: str, run_id: str):
+    inputs = _pairs(data.evaluation[_set_name(request.forget.evaluation)]).inputs
+    with tempfile.TemporaryDirectory() as scratch:
+        result = export_and_check(unlearned, inputs, Path(scratch) / "model.onnx")
+        registry.client(settings).log_artifact(run_id, str(result.path), "onnx")
+    registry.tag_version(
+        settings,
+        request.model.name,
+        version,
+        {"erasure.onnx_sha256": result.sha256, "erasure.onnx_max_abs_diff": f"{result.max_abs_diff:.3e}"},
+    )
+    return result
+
+
+@task(name="promote", retries=2, retry_delay_seconds=[1, 4], cache_policy=NO_CACHE)
+def promote_stage(settings, request, version: str, previous: str) -> None:
+    registry.promote(settings, request.model.name, request.model.alias, version, previous)
+
+
+@task(name="audit", retries=2, retry_delay_seconds=[1, 4], cache_policy=NO_CACHE)
+def audit_stage(settings, record: AuditRecord) -> Path:
+    return write_record(settings, record)
+
+
+def _score_evidence(before: dict[str, RestorationScores], after: dict[str, RestorationScores], verdict: Verdict):
+    evidence = []
+    for name in sorted(after):
+        for stage, scores in (("before", before[name]), ("after", after[name])):
+            evidence += [
+                MetricEvidence(name=f"{stage}.{name}.psnr", value=scores.psnr),
+                MetricEvidence(name=f"{stage}.{name}.ssim", value=scores.ssim),
+            ]
+        evidence.append(MetricEvidence(name=f"input.{name}.psnr", value=after[name].input_psnr))
+    evidence += [
+        MetricEvidence(name=c.name, value=c.value, threshold=c.threshold, comparator=c.comparator, passed=c.passed)
+        for c in verdict.checks
+    ]
+    return evidence
+
+
+@flow(name="deletion-request", log_prints=True)
+def deletion_flow(request_file: str) -> dict:
+    """Process one deletion request file; returns the outcome. Never raises for a refused request."""
+    settings = load_settings()
+    logger = get_run_logger()
+    request_text = Path(request_file).read_bytes() if Path(request_file).exists() else b""
+    fallback_id = raw_request_id(request_text.decode(errors="replace")) or f"unparsed-{hashlib.sha256(request_text).hexdigest()[:12]}"
+    record = AuditRecord(request_id=fallback_id, request_sha256=hashlib.sha256(request_text).hexdigest())
+    mlflow_client = registry.client(settings)
+    run = mlflow_client.create_run(
+        registry.ensure_experiment(settings, settings.audit_experiment), run_name=fallback_id
+    )
+    record.mlflow_run_id = run.info.run_id
+    stage = "load request"
+    try:
+        request = load_request_stage(request_file)
+        record.request_id, record.requested_by, record.reason = request.request_id, request.requested_by, request.reason
+        record.model.name, record.model.alias = request.model.name, request.model.alias
+        record.method = {"name": request.method.name, "params": request.method.params}
+        mlflow_client.log_param(run.info.run_id, "method", request.method.name)
+
+        stage = "pull model"
+        original = pull_model_stage(settings, request)
+        record.model.version_before, record.model.weights_sha256_before = original.version, original.weights_sha256
+
+        stage = "pull data"
+        data = pull_data_stage(settings, request)
+        record.forget_data = {**data.forget.provenance(), "examples": None}
+        record.retain_data = [f.provenance() for f in data.retain]
+        record.evaluation_data = [f.provenance() for f in data.evaluation.values()]
+
+        stage = "validate"
+        summary = validate_stage(request, data)
+        record.validation = summary.as_record()
+        record.forget_data["examples"] = len(decode_arrays(data.forget.content, data.forget.path)[0]["inputs"])
+
+        stage = "unlearn"
+        device = best_device()
+        record.device = str(device)
+        started = time.perf_counter()
+        unlearned, method, outcome = unlearn_stage(request, original, data, device)
+        record.method = {"name": method.name, "params": method.params.model_dump()}
+        record.unlearning = {"steps": outcome.steps, "seconds": round(outcome.seconds, 3), "needs_retain": method.needs_retain}
+        for key, value in method.params.model_dump().items():
+            mlflow_client.log_param(run.info.run_id, f"method.{key}", value)
+
+        stage = "verify"
+        before, after, verdict = verify_stage(request, original, unlearned, data, device)
+        record.metrics = _score_evidence(before, after, verdict)
+        record.verdict = {"passed": verdict.passed, "reasons": verdict.reasons}
+        for evidence in record.metrics:
+            mlflow_client.log_metric(run.info.run_id, evidence.name, evidence.value)
+        record.unlearning["seconds_total"] = round(time.perf_counter() - started, 3)
+        if not verdict.passed:
+            raise VerificationRejected("verify: thresholds not met: " + "; ".join(r for r in verdict.reasons if "fails" in r))
+
+        stage = "register"
+        version, digest = register_stage(settings, request, original, unlearned, run.info.run_id)
+        record.model.version_after, record.model.weights_sha256_after = version, digest
+
+        stage = "export"
+        try:
+            record.export = export_stage(settings, request, unlearned, data, version, run.info.run_id).as_record()
+        except Exception:
+            registry.tag_version(settings, request.model.name, version, {registry.TAG_STATUS: "failed"})
+            raise
+
+        stage = "promote"
+        promote_stage(settings, request, version, original.version)
+        record.model.promoted = True
+        record.status = "passed"
+    except (VerificationRejected, *INPUT_ERRORS) as error:
+        record.status, record.failed_stage, record.error = "rejected", stage, str(error)
+    except Exception as error:  # noqa: BLE001 - every failure must still leave an audit record
+        record.status, record.failed_stage, record.error = "failed", stage, f"{type(error).__name__}: {error}"
+    finally:
+        record.finished_at = now()
+        location = audit_stage(settings, record)
+    logger.info("request %s: %s (audit record %s)", record.request_id, record.status, location)
+    return {
+        "request_id": record.request_id,
+        "status": record.status,
+        "stage": record.failed_stage,
+        "error": record.error,
+        "reasons": record.verdict.get("reasons", []),
+        "model": record.model.name,
+        "version_before": record.model.version_before,
+        "version_after": record.model.version_after if record.model.promoted else None,
+        "audit_record": str(location),
+        "mlflow_run_id": record.mlflow_run_id,
+    }

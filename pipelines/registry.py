@@ -1,0 +1,157 @@
+"""MLflow Model Registry: load a model by alias, register a candidate, promote it, tag its lineage.
+
+A model version carries `erasure.weights_sha256`; loading re-hashes the downloaded weights against
+it, so a swapped artifact is caught before anything is unlearned from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import torch
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from pipelines.settings import PROJECT_ROOT, Settings
+from unlearning.models import build_model, describe
+
+WEIGHTS_FILE = "weights.safetensors"
+ARCHITECTURE_FILE = "architecture.json"
+SERVING_CODE = Path(__file__).with_name("serving_model.py")
+TAG_WEIGHTS = "erasure.weights_sha256"
+TAG_STATUS = "erasure.status"
+TAG_PARENT = "erasure.parent_version"
+TAG_REQUEST = "erasure.request_id"
+TAG_CHILD = "erasure.superseded_by"
+
+
+class ModelNotFoundError(LookupError):
+    """The registered model, alias or version does not exist."""
+
+
+class ModelIntegrityError(ValueError):
+    """The model's weights do not match their registry record, or contain NaN/inf."""
+
+
+@dataclass
+class RegisteredModel:
+    name: str
+    version: str
+    run_id: str | None
+    architecture: dict[str, Any]
+    weights_sha256: str
+    model: nn.Module
+
+
+def client(settings: Settings) -> MlflowClient:
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    return MlflowClient(settings.tracking_uri)
+
+
+def ensure_experiment(settings: Settings, name: str) -> str:
+    """The experiment's id, created with its artifacts under ERASURE_HOME when the store is local."""
+    mlflow_client = client(settings)
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    local_store = settings.tracking_uri.startswith("sqlite:")
+    location = (settings.artifact_root / name).as_uri() if local_store else None
+    return mlflow_client.create_experiment(name, artifact_location=location)
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_by_alias(settings: Settings, name: str, alias: str) -> RegisteredModel:
+    """Download and rebuild `name@alias`, checking the weights against the version's recorded hash."""
+    mlflow_client = client(settings)
+    try:
+        version = mlflow_client.get_model_version_by_alias(name, alias)
+    except MlflowException as error:
+        raise ModelNotFoundError(f"model: no registered model version for '{name}@{alias}' ({error.error_code})") from error
+    with tempfile.TemporaryDirectory() as scratch:
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}", dst_path=scratch))
+        weights_path = local / "artifacts" / WEIGHTS_FILE
+        actual = sha256_file(weights_path)
+        recorded = version.tags.get(TAG_WEIGHTS)
+        if recorded != actual:
+            raise ModelIntegrityError(
+                f"model: weights of {name} version {version.version} hash to {actual[:16]}..., "
+                f"registry records {str(recorded)[:16]}...: the artifact was changed"
+            )
+        model, architecture = read_model_files(local / "artifacts")
+    bad = [key for key, tensor in model.state_dict().items() if not torch.isfinite(tensor).all()]
+    if bad:
+        raise ModelIntegrityError(f"model: {name} version {version.version} has NaN/inf weights in {bad[:3]}")
+    return RegisteredModel(name, str(version.version), version.run_id, architecture, actual, model.eval())
+
+
+def write_model_files(model: nn.Module, architecture: str, directory: Path) -> tuple[Path, Path, str]:
+    """Weights (safetensors) and architecture JSON in `directory`; returns both paths and the weights hash."""
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = directory / WEIGHTS_FILE
+    save_file({key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}, weights)
+    config = directory / ARCHITECTURE_FILE
+    config.write_text(json.dumps(describe(architecture, model), indent=2, sort_keys=True))
+    return weights, config, sha256_file(weights)
+
+
+def read_model_files(directory: Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The model that `write_model_files` wrote into `directory`, and its architecture description."""
+    architecture = json.loads((directory / ARCHITECTURE_FILE).read_text())
+    model = build_model(architecture["architecture"], architecture["config"])
+    model.load_state_dict(load_file(directory / WEIGHTS_FILE))
+    return model.eval(), architecture
+
+
+def log_and_register(
+    settings: Settings, run_id: str, name: str, model: nn.Module, architecture: str, tags: dict[str, str]
+) -> tuple[str, str]:
+    """Log `model` as a pyfunc in run `run_id`, register it as a new version of `name`; (version, sha256)."""
+    mlflow_client = client(settings)
+    with tempfile.TemporaryDirectory() as scratch:
+        weights, config, digest = write_model_files(model, architecture, Path(scratch))
+        with mlflow.start_run(run_id=run_id):
+            logged = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(SERVING_CODE),
+                artifacts={"weights": str(weights), "architecture": str(config)},
+                code_paths=[str(PROJECT_ROOT / "unlearning")],
+                pip_requirements=["torch==2.13.0", "safetensors", "numpy"],
+            )
+    try:
+        mlflow_client.get_registered_model(name)
+    except MlflowException:
+        mlflow_client.create_registered_model(name, description="Managed by Erasure: promoted only after verification.")
+    version = mlflow_client.create_model_version(name, logged.model_uri, run_id=run_id, tags={TAG_WEIGHTS: digest, **tags})
+    return str(version.version), digest
+
+
+def alias_version(settings: Settings, name: str, alias: str) -> str | None:
+    try:
+        return str(client(settings).get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def tag_version(settings: Settings, name: str, version: str, tags: dict[str, str]) -> None:
+    mlflow_client = client(settings)
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(name, version, key, value)
+
+
+def promote(settings: Settings, name: str, alias: str, version: str, previous: str | None) -> None:
+    """Move `alias` to `version` (one atomic registry call), then record the lineage on both versions."""
+    client(settings).set_registered_model_alias(name, alias, version)
+    tag_version(settings, name, version, {TAG_STATUS: "promoted"})
+    if previous is not None:
+        tag_version(settings, name, previous, {TAG_CHILD: version, TAG_STATUS: "superseded"})

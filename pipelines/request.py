@@ -1,0 +1,120 @@
+"""The deletion request: what to forget, from which model, how, and what counts as success."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from unlearning.verify import RestorationThresholds
+
+
+class RequestError(ValueError):
+    """The request file is unreadable or does not match the schema; the message names the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelRef(_Strict):
+    name: str
+    alias: str
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.alias}"
+
+
+class ForgetData(_Strict):
+    path: str = Field(description="DVC-tracked path of the forget set, e.g. data/restoration/train/haze.safetensors")
+    rev: str = Field(description="git revision of the data repository the path is read at")
+    evaluation: str = Field(description="held-out set of the same kind, used to measure forgetting")
+
+
+class RetainData(_Strict):
+    paths: list[str] = Field(default_factory=list, description="sets the model must keep serving; read at forget.rev")
+    evaluation: list[str] = Field(min_length=1, description="held-out sets used to measure retention")
+
+
+class MethodSpec(_Strict):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Thresholds(_Strict):
+    forget_max_gain_db: float = Field(0.5, ge=-10.0, le=30.0)
+    retain_max_drop_db: float = Field(0.3, ge=-10.0, le=30.0)
+
+    def for_restoration(self) -> RestorationThresholds:
+        return RestorationThresholds(**self.model_dump())
+
+
+_MODEL_REF = re.compile(r"^(?P<name>[A-Za-z0-9][\w.-]*)@(?P<alias>[A-Za-z][\w-]*)$")
+
+
+class DeletionRequest(_Strict):
+    request_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
+    model: ModelRef
+    forget: ForgetData
+    retain: RetainData
+    method: MethodSpec
+    thresholds: Thresholds = Thresholds()
+    requested_by: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _parse_model_ref(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            match = _MODEL_REF.match(value)
+            if not match:
+                raise ValueError(f"expected 'name@alias' (e.g. restorer@champion), got {value!r}")
+            return match.groupdict()
+        return value
+
+    @model_validator(mode="after")
+    def _forget_is_not_kept(self) -> "DeletionRequest":
+        overlap = {self.forget.path, self.forget.evaluation} & set(self.retain.paths + self.retain.evaluation)
+        if overlap:
+            raise ValueError(f"retain sets also listed as forget data: {sorted(overlap)}")
+        return self
+
+
+def parse_request(text: str, source: str = "request") -> DeletionRequest:
+    """Validate YAML text; every problem is reported with the field it concerns."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise RequestError(f"{source}: not valid YAML ({error})") from error
+    if not isinstance(raw, dict):
+        raise RequestError(f"{source}: expected a mapping of request fields, got {type(raw).__name__}")
+    try:
+        return DeletionRequest.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '(request)'}: {e['msg']}"
+            + (f" (got {e['input']!r})" if e["type"] != "missing" and not isinstance(e["input"], dict) else "")
+            for e in error.errors()
+        )
+        raise RequestError(f"{source}: invalid deletion request: {problems}") from error
+
+
+def load_request(path: Path) -> DeletionRequest:
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise RequestError(f"cannot read request file {path}: {error.strerror}") from error
+    return parse_request(text, source=str(path))
+
+
+def raw_request_id(text: str) -> str | None:
+    """The request id of a request that failed validation, when one can still be read, for the audit."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    value = raw.get("request_id") if isinstance(raw, dict) else None
+    return str(value) if isinstance(value, (str, int)) else None

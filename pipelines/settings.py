@@ -1,0 +1,65 @@
+"""Where Erasure keeps its state, and which servers it talks to.
+
+Embedded defaults live under `.erasure/` (or $ERASURE_HOME): an MLflow sqlite store and artifacts,
+Prefect's home (ephemeral server), the DVC local remote. MLFLOW_TRACKING_URI and PREFECT_API_URL set
+by the user win over every default.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+QUIET_ENVIRONMENT = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DVC_NO_ANALYTICS": "1",
+    "GIT_PYTHON_REFRESH": "quiet",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ERASURE_", extra="ignore")
+
+    home: Path = PROJECT_ROOT / ".erasure"
+    # The git + DVC repository that holds `data.dvc`; requests name paths and revisions inside it.
+    data_repo: Path = PROJECT_ROOT
+    audit_experiment: str = "erasure-audit"
+    training_experiment: str = "erasure-training"
+
+    @cached_property
+    def tracking_uri(self) -> str:
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.home / "mlartifacts"
+
+    @property
+    def dvc_remote(self) -> Path:
+        return self.home / "dvc-remote"
+
+    @property
+    def audit_dir(self) -> Path:
+        """Local copies of audit records, for reviewers without MLflow access."""
+        return self.home / "audit"
+
+    def export_environment(self) -> None:
+        """Set the tools' environment before they are imported; values the user already set win."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        for key, value in QUIET_ENVIRONMENT.items():
+            os.environ.setdefault(key, value)
+        os.environ.setdefault("MLFLOW_TRACKING_URI", self.tracking_uri)
+        os.environ.setdefault("PREFECT_HOME", str(self.home / "prefect"))
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Deterministic data: clean images shipped in packages, degradations synthesised from a seed."""

@@ -1,0 +1,71 @@
+"""Example sets on disk and in memory.
+
+On disk a set is one safetensors file holding `inputs` and `targets` (uint8, N x 3 x H x W for
+restoration) plus string metadata. safetensors loads without unpickling and writes identical bytes
+for identical arrays, so DVC hashes stay stable across machines.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load as load_safetensors
+from safetensors.numpy import save as save_safetensors
+
+
+class CorruptDataError(ValueError):
+    """A data file that cannot be decoded or lacks the arrays a set needs."""
+
+
+def encode_arrays(arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
+    # safetensors orders metadata keys at random, so all of it travels as one sorted JSON string.
+    header = {"erasure": json.dumps(metadata, sort_keys=True)}
+    return save_safetensors({key: np.ascontiguousarray(value) for key, value in arrays.items()}, metadata=header)
+
+
+def decode_arrays(raw: bytes, source: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Arrays and metadata of one set file; `source` names the file in errors."""
+    if not raw:
+        raise CorruptDataError(f"{source}: file is empty (0 bytes)")
+    try:
+        arrays = load_safetensors(raw)
+        header_size = int.from_bytes(raw[:8], "little")
+        header = json.loads(raw[8 : 8 + header_size]).get("__metadata__") or {}
+        metadata = json.loads(header.get("erasure", "{}"))
+    except (SafetensorError, ValueError, UnicodeDecodeError) as error:
+        raise CorruptDataError(f"{source}: not a readable safetensors file ({error})") from error
+    missing = {"inputs", "targets"} - arrays.keys()
+    if missing:
+        raise CorruptDataError(f"{source}: missing arrays {sorted(missing)}; found {sorted(arrays)}")
+    return arrays, metadata
+
+
+@dataclass
+class PairSet:
+    """Degraded inputs and clean targets as float tensors in [0, 1], named after their degradation."""
+
+    name: str
+    inputs: torch.Tensor
+    targets: torch.Tensor
+
+    @classmethod
+    def from_arrays(cls, name: str, arrays: dict[str, np.ndarray]) -> "PairSet":
+        def to_unit(array: np.ndarray) -> torch.Tensor:
+            tensor = torch.from_numpy(np.asarray(array)).float()
+            return tensor / 255.0 if array.dtype == np.uint8 else tensor
+
+        return cls(name=name, inputs=to_unit(arrays["inputs"]), targets=to_unit(arrays["targets"]))
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+    def subset(self, indices: torch.Tensor) -> "PairSet":
+        return PairSet(self.name, self.inputs[indices], self.targets[indices])
+
+
+def concat(sets: list[PairSet], name: str) -> PairSet:
+    return PairSet(name, torch.cat([s.inputs for s in sets]), torch.cat([s.targets for s in sets]))

@@ -1,0 +1,137 @@
+"""What an unlearning method is: a loss over forget and retain batches, its knobs, and a name.
+
+The loop that applies the loss is shared here and never copied into a method. A method file
+registers itself with `@register`, so adding a method touches exactly one file.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
+from tqdm.auto import tqdm
+
+from unlearning.data.pairs import PairSet
+from unlearning.device import autocast
+
+
+class MethodParams(BaseModel):
+    """Knobs every loop-based method shares; a method subclasses this to add its own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: int = Field(200, ge=1, le=100_000)
+    learning_rate: float = Field(1e-4, gt=0, le=1.0)
+    batch_size: int = Field(16, ge=1, le=4096)
+    seed: int = 0
+
+
+@dataclass
+class UnlearningProblem:
+    """Everything a method may look at. `original` is a frozen copy of the model before unlearning."""
+
+    model: nn.Module
+    forget: PairSet
+    retain: PairSet | None
+    device: torch.device
+
+    def __post_init__(self) -> None:
+        self.model.to(self.device)
+        self.original = copy.deepcopy(self.model).eval().requires_grad_(False)
+
+
+@dataclass(frozen=True)
+class UnlearningRun:
+    steps: int
+    seconds: float
+
+
+class UnlearningError(RuntimeError):
+    """The method could not run on this problem (missing data, unknown name, bad params)."""
+
+
+class DivergenceError(UnlearningError):
+    """Loss or weights became NaN/inf: the run stops before the model is used anywhere."""
+
+
+class UnlearningMethod(ABC):
+    name: ClassVar[str]
+    Params: ClassVar[type[MethodParams]] = MethodParams
+    needs_retain: ClassVar[bool] = False
+
+    def __init__(self, params: MethodParams):
+        self.params = params
+
+    @abstractmethod
+    def loss(self, problem: UnlearningProblem, forget_batch: PairSet, retain_batch: PairSet | None) -> torch.Tensor:
+        """The quantity one optimiser step minimises."""
+
+    def run(self, problem: UnlearningProblem, show_progress: bool = True) -> UnlearningRun:
+        """Change `problem.model` in place; stops with DivergenceError if anything becomes non-finite."""
+        if self.needs_retain and (problem.retain is None or len(problem.retain) == 0):
+            raise UnlearningError(f"method {self.name!r} needs retain data and the request provides none")
+        started = time.perf_counter()
+        generator = torch.Generator().manual_seed(self.params.seed)
+        model = problem.model.train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.params.learning_rate)
+        for step in tqdm(range(self.params.steps), desc=f"unlearn[{self.name}]", disable=not show_progress, mininterval=2):
+            forget_batch = _sample(problem.forget, self.params.batch_size, generator, problem.device)
+            retain_batch = None
+            if problem.retain is not None and len(problem.retain):
+                retain_batch = _sample(problem.retain, self.params.batch_size, generator, problem.device)
+            with autocast(problem.device):
+                loss = self.loss(problem, forget_batch, retain_batch)
+            if not torch.isfinite(loss):
+                raise DivergenceError(f"method {self.name!r}: loss became {loss.item()} at step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            raise DivergenceError(f"method {self.name!r}: weights contain NaN/inf after {self.params.steps} steps")
+        model.eval()
+        return UnlearningRun(steps=self.params.steps, seconds=time.perf_counter() - started)
+
+
+def per_example_mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return (outputs.float() - targets).pow(2).flatten(1).mean(dim=1)
+
+
+def _sample(pairs: PairSet, size: int, generator: torch.Generator, device: torch.device) -> PairSet:
+    batch = torch.randint(len(pairs), (min(size, len(pairs)),), generator=generator)
+    return PairSet(pairs.name, pairs.inputs[batch].to(device), pairs.targets[batch].to(device))
+
+
+METHODS: dict[str, type[UnlearningMethod]] = {}
+
+
+def register(method_class: type[UnlearningMethod]) -> type[UnlearningMethod]:
+    """Class decorator: make a method selectable by its `name`."""
+    METHODS[method_class.name] = method_class
+    return method_class
+
+
+class UnknownMethodError(UnlearningError):
+    pass
+
+
+class MethodParamsError(UnlearningError):
+    pass
+
+
+def create_method(name: str, params: dict[str, Any]) -> UnlearningMethod:
+    """A method instance from its registered name and raw params, with errors that list what exists."""
+    if name not in METHODS:
+        raise UnknownMethodError(f"unknown method {name!r}; registered methods: {sorted(METHODS)}")
+    method_class = METHODS[name]
+    try:
+        return method_class(method_class.Params(**params))
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        allowed = sorted(method_class.Params.model_fields)
+        raise MethodParamsError(f"method {name!r} params invalid ({problems}); allowed params: {allowed}") from error

@@ -1,0 +1,31 @@
+"""Model architectures by name, built from a plain config dict so weights + config reload anywhere."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from torch import nn
+
+from unlearning.models.restorer import Restorer, RestorerConfig
+
+ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
+    "restorer-unet": (Restorer, RestorerConfig),
+}
+
+
+class UnknownArchitectureError(ValueError):
+    pass
+
+
+def build_model(architecture: str, config: dict[str, Any]) -> nn.Module:
+    """A freshly initialised model of a named architecture."""
+    if architecture not in ARCHITECTURES:
+        raise UnknownArchitectureError(f"unknown architecture {architecture!r}; known: {sorted(ARCHITECTURES)}")
+    model_class, config_class = ARCHITECTURES[architecture]
+    return model_class(config_class(**config))
+
+
+def describe(architecture: str, model: nn.Module) -> dict[str, Any]:
+    """The JSON-able description `build_model` needs to rebuild `model`."""
+    return {"architecture": architecture, "config": asdict(model.config)}
