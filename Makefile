@@ -36,6 +36,7 @@ data: setup ## rebuild data/ deterministically, prove its hash matches data.dvc,
 
 model: data ## train (dvc repro) and register the base model restorer@champion
 	dvc repro
+	dvc repro --force --single-item register
 
 demo: model ## set up, then run the example deletion request end to end
 	erasure request run requests/examples/forget-haze.yaml

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,9 @@ def log_and_register(
     mlflow_client = client(settings)
     with tempfile.TemporaryDirectory() as scratch:
         weights, config, digest = write_model_files(model, architecture, Path(scratch))
-        with mlflow.start_run(run_id=run_id):
+        with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+            # MLflow nudges towards type-hinted predict(); the model's input is a plain tensor batch.
+            warnings.filterwarnings("ignore", message=".*type hints.*")
             logged = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(SERVING_CODE),
