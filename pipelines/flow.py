@@ -47,6 +47,20 @@ INPUT_ERRORS = (
 )
 
 
+def retry_if_transient(task, task_run, state) -> bool:
+    """Prefect retry condition: retry infrastructure hiccups, never a refusal of the request itself."""
+    try:
+        state.result()
+    except INPUT_ERRORS:
+        return False
+    except Exception:  # noqa: BLE001 - anything else may be transient (registry or store unavailable)
+        return True
+    return False
+
+
+RETRY = {"retries": 2, "retry_delay_seconds": [1, 4], "retry_condition_fn": retry_if_transient}
+
+
 class VerificationRejected(Exception):
     """Unlearning ran, but forgetting or retention missed the request's thresholds."""
 
@@ -72,7 +86,7 @@ def load_request_stage(request_file: str) -> DeletionRequest:
     return load_request(Path(request_file))
 
 
-@task(name="pull model", retries=2, retry_delay_seconds=[1, 4], cache_policy=NO_CACHE)
+@task(name="pull model", cache_policy=NO_CACHE, **RETRY)
 def pull_model_stage(settings: Settings, request: DeletionRequest) -> registry.RegisteredModel:
     return registry.load_by_alias(settings, request.model.name, request.model.alias)
 
@@ -122,7 +136,8 @@ def verify_stage(request, original, unlearned, data: RequestData, device):
     return before, after, verdict
 
 
-@task(name="register candidate", retries=2, retry_delay_seconds=[1, 4], cache_policy=NO_CACHE)
+# Not retried: a retry after a half-finished registration could create a duplicate version.
+@task(name="register candidate", cache_policy=NO_CACHE)
 def register_stage(settings, request, original, unlearned, run_id) -> tuple[str, str]:
     return registry.log_and_register(
         settings,
@@ -153,12 +168,12 @@ def export_stage(settings, request, unlearned, data: RequestData, version: str, 
     return result
 
 
-@task(name="promote", retries=2, retry_delay_seconds=[1, 4], cache_policy=NO_CACHE)
+@task(name="promote", cache_policy=NO_CACHE, **RETRY)
 def promote_stage(settings, request, version: str, previous: str) -> None:
     registry.promote(settings, request.model.name, request.model.alias, version, previous)
 
 
-@task(name="audit", retries=2, retry_delay_seconds=[1, 4], cache_policy=NO_CACHE)
+@task(name="audit", cache_policy=NO_CACHE, **RETRY)
 def audit_stage(settings, record: AuditRecord) -> Path:
     return write_record(settings, record)
 

@@ -1,0 +1,42 @@
+"""ONNX export keeps batch, height and width dynamic and matches torch within 1e-4."""
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+
+from pipelines.export import ExportError, check_parity, export_and_check
+from unlearning.models import build_model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_model("restorer-unet", {"width": 8, "levels": 2})
+    result = export_and_check(model, torch.rand(4, 3, 16, 16), tmp_path_factory.mktemp("onnx") / "model.onnx")
+    return model, result
+
+
+def test_parity_on_the_export_batch(exported):
+    _, result = exported
+    assert result.parity_passed and result.max_abs_diff <= 1e-4
+    assert len(result.sha256) == 64
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 16, 16), (5, 3, 32, 48), (2, 3, 64, 20)])
+def test_other_batch_and_image_sizes_run_with_parity(exported, shape):
+    model, result = exported
+    assert check_parity(model, result.path, torch.rand(*shape)) <= 1e-4
+
+
+def test_graph_declares_dynamic_axes(exported):
+    _, result = exported
+    dims = onnxruntime.InferenceSession(str(result.path)).get_inputs()[0].shape
+    assert dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))
+
+
+def test_divergent_export_is_an_error(exported, tmp_path):
+    model, _ = exported
+    with pytest.raises(ExportError, match="differs from torch"):
+        export_and_check(model, torch.rand(2, 3, 16, 16), tmp_path / "m.onnx", tolerance=-1.0)
+    assert np.isfinite(check_parity(model, tmp_path / "m.onnx", torch.rand(1, 3, 16, 16)))

@@ -1,0 +1,64 @@
+"""Great Expectations refuses broken forget sets and names the expectation that failed."""
+
+import numpy as np
+import pytest
+
+from pipelines.validation import ForgetSetValidationError, validate_forget_set
+from unlearning.data.pairs import decode_arrays
+from unlearning.data.restoration import set_path
+
+
+@pytest.fixture(scope="module")
+def sets(tiny_world):
+    forget, _ = decode_arrays(tiny_world.files[set_path("train", "haze")], "forget")
+    evaluation, _ = decode_arrays(tiny_world.files[set_path("eval", "haze")], "eval")
+    return forget, evaluation
+
+
+def check(inputs, targets, evaluation):
+    return validate_forget_set(inputs, targets, tuple(evaluation["inputs"].shape[1:]), evaluation["inputs"])
+
+
+def test_clean_forget_set_passes(sets):
+    forget, evaluation = sets
+    summary = check(forget["inputs"], forget["targets"], evaluation)
+    assert summary.success and summary.evaluated == 9
+
+
+@pytest.mark.parametrize(
+    "corrupt, expectation",
+    [
+        (lambda i, t: (i[:0], t[:0]), "expect_table_row_count_to_be_between"),
+        (lambda i, t: (np.concatenate([i, i[:2]]), np.concatenate([t, t[:2]])), "expect_column_values_to_be_unique"),
+        (lambda i, t: (i[:, :, :8, :8], t[:, :, :8, :8]), "expect_column_values_to_be_in_set(column=input_shape)"),
+        (lambda i, t: (i.astype(np.float32), t), "expect_column_values_to_be_in_set(column=dtype)"),
+        (
+            lambda i, t: (np.where(np.arange(i.size).reshape(i.shape) == 5, np.nan, i.astype(np.float32)), t),
+            "expect_column_values_to_be_between(column=nonfinite_count)",
+        ),
+        (lambda i, t: (i.astype(np.int16) * 3, t), "expect_column_values_to_be_between(column=max_value)"),
+    ],
+    ids=["empty", "duplicates", "wrong-shape", "wrong-dtype", "nan", "out-of-range"],
+)
+def test_broken_forget_set_is_refused_naming_the_expectation(sets, corrupt, expectation):
+    forget, evaluation = sets
+    inputs, targets = corrupt(forget["inputs"], forget["targets"])
+    with pytest.raises(ForgetSetValidationError) as error:
+        check(inputs, targets, evaluation)
+    assert expectation in str(error.value)
+
+
+def test_forget_set_overlapping_the_evaluation_set_is_refused(sets):
+    forget, evaluation = sets
+    inputs = np.concatenate([forget["inputs"], evaluation["inputs"][:3]])
+    targets = np.concatenate([forget["targets"], evaluation["targets"][:3]])
+    with pytest.raises(ForgetSetValidationError, match=r"not_be_in_set\(column=input_sha256\): unexpected 3"):
+        check(inputs, targets, evaluation)
+
+
+def test_failure_message_holds_counts_not_pixels(sets):
+    forget, evaluation = sets
+    inputs = forget["inputs"].astype(np.int16) + 1000
+    with pytest.raises(ForgetSetValidationError) as error:
+        check(inputs, forget["targets"], evaluation)
+    assert "1000" not in str(error.value) and "unexpected" in str(error.value)
