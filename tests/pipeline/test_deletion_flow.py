@@ -175,3 +175,31 @@ def test_no_forget_sample_bytes_anywhere_in_the_stores(world, tiny_world):
             scanned += 1
             assert not any(needle in content for needle in needles), f"forget data found in {path}"
     assert scanned > 10
+
+
+def test_audit_cli_lists_and_shows_records(world):
+    from pipelines.cli import app
+
+    listing = CliRunner().invoke(app, ["audit", "list"])
+    assert listing.exit_code == 0 and "req-pass" in listing.output
+    shown = CliRunner().invoke(app, ["audit", "show", "req-pass"])
+    assert shown.exit_code == 0 and '"status": "passed"' in shown.output
+    missing = CliRunner().invoke(app, ["audit", "show", "req-never-seen"])
+    assert missing.exit_code == 2
+
+
+def test_mlflow_project_entry_point_runs_a_request(world, tmp_path):
+    import subprocess
+    import sys
+
+    from pipelines.settings import PROJECT_ROOT
+
+    path = request_file(tmp_path, "req-mlproject")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "mlflow", "run", str(PROJECT_ROOT / "mlflow_project"), "-e", "delete",
+         "--env-manager", "local", "-P", f"request={path}"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert read_record(load_settings(), "req-mlproject").status == "passed"
