@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from pydantic import BaseModel, ConfigDict
 
@@ -60,6 +61,7 @@ def _read_set(data_root: Path, split: str, degradation: str) -> PairSet:
 def train_base_model(params: Params, data_root: Path, out_dir: Path, show_progress: bool = True) -> dict[str, float]:
     """Train on every degradation, write weights + architecture + held-out metrics to `out_dir`."""
     device = best_device()
+    torch.manual_seed(params.train_config.seed)  # initial weights are part of the experiment
     model = build_model(params.model.architecture, {"width": params.model.width, "levels": params.model.levels})
     train_sets = [_read_set(data_root, "train", name) for name in DEGRADATIONS]
     train_restorer(model, train_sets, params.train_config, device, show_progress=show_progress)

@@ -26,14 +26,15 @@ def unlearn(world, name, **params):
 
 def test_base_model_really_restores_haze(tiny_world):
     haze = scores(tiny_world.model, tiny_world)["haze"]
-    # Measured 5.1-7.2 dB above the degraded input; without this, "forgetting" would mean nothing.
+    # Seeds 0-5 measured 4.2-7.3 dB above the degraded input; without this, "forgetting" means nothing.
     assert haze.psnr - haze.input_psnr > 3.0
 
 
 def test_bounded_ascent_forgets_haze_and_keeps_noise_and_rain(tiny_world):
     before = scores(tiny_world.model, tiny_world)
-    after = scores(unlearn(tiny_world, "gradient_ascent", steps=60, learning_rate=3e-4), tiny_world)
-    # Seeds 0-2 measured a haze gain over the input of -1.25..-0.24 dB and retain drops <= -0.44 dB.
+    after = scores(unlearn(tiny_world, "gradient_ascent", steps=60, learning_rate=3e-4, retain_weight=3.0), tiny_world)
+    # Seeds 0-5 measured a haze gain over the input of -0.47..-0.05 dB and retain drops <= -0.22 dB
+    # (with retain_weight 1 one seed's rain drop reached the 0.3 dB limit, hence the weight of 3).
     assert after["haze"].psnr - after["haze"].input_psnr <= 0.5
     assert after["haze"].psnr < before["haze"].psnr - 3.0
     for kept in ("noise", "rain"):
@@ -48,7 +49,7 @@ def test_unbounded_ascent_collapses_the_model(tiny_world):
         unlearn(tiny_world, "gradient_ascent", steps=100, learning_rate=1e-3, bound="none", retain_weight=0.0),
         tiny_world,
     )
-    # Seeds 0-2 measured retain drops of 9.6-14.8 dB.
+    # Seeds 0-5 measured retain drops of 10.5-15.7 dB.
     for kept in ("noise", "rain"):
         assert before[kept].psnr - after[kept].psnr > 5.0
     assert not verify_restoration(before, after, ["haze"], RestorationThresholds()).passed

@@ -49,7 +49,7 @@ def request_file(directory: Path, request_id: str, **overrides) -> Path:
             "paths": ["data/restoration/train/noise.safetensors", "data/restoration/train/rain.safetensors"],
             "evaluation": ["data/restoration/eval/noise.safetensors", "data/restoration/eval/rain.safetensors"],
         },
-        "method": {"name": "gradient_ascent", "params": {"steps": 60, "learning_rate": 3e-4}},
+        "method": {"name": "gradient_ascent", "params": {"steps": 60, "learning_rate": 3e-4, "retain_weight": 3.0}},
         "thresholds": {"forget_max_gain_db": 0.5, "retain_max_drop_db": 0.3},
         "requested_by": "dpo@example.org",
         "reason": "test",
