@@ -16,7 +16,14 @@ data_app = typer.Typer(help="The deterministic demo data set (tracked by data.dv
 model_app = typer.Typer(help="The base model: train (DVC stage) and register in MLflow.", no_args_is_help=True)
 request_app = typer.Typer(help="Run deletion requests through the Prefect flow.", no_args_is_help=True)
 audit_app = typer.Typer(help="Review the audit trail.", no_args_is_help=True)
-for sub_app, name in ((data_app, "data"), (model_app, "model"), (request_app, "request"), (audit_app, "audit")):
+inbox_app = typer.Typer(help="The inbox of pending deletion requests.", no_args_is_help=True)
+for sub_app, name in (
+    (data_app, "data"),
+    (model_app, "model"),
+    (request_app, "request"),
+    (inbox_app, "inbox"),
+    (audit_app, "audit"),
+):
     app.add_typer(sub_app, name=name)
 
 console = Console()
@@ -70,7 +77,8 @@ def request_run(request_file: Path = typer.Argument(..., help="deletion request 
 
     outcome = deletion_flow(str(request_file))
     colour = {"passed": "green", "rejected": "yellow"}.get(outcome["status"], "red")
-    console.print(f"[bold {colour}]verdict: {outcome['status']}[/] request {outcome['request_id']}")
+    replayed = " (already processed: recorded outcome)" if outcome["replayed"] else ""
+    console.print(f"[bold {colour}]verdict: {outcome['status']}[/] request {outcome['request_id']}{replayed}")
     for reason in outcome["reasons"]:
         console.print(f"  - {reason}")
     if outcome["error"]:
@@ -83,12 +91,40 @@ def request_run(request_file: Path = typer.Argument(..., help="deletion request 
     raise typer.Exit(0 if outcome["status"] == "passed" else 1)
 
 
+@inbox_app.command("run")
+def inbox_run(inbox: str = typer.Option(None, help="inbox directory (default: $ERASURE_HOME/inbox)")) -> None:
+    """Process every pending request once, oldest first. Exits 1 if any request was not promoted."""
+    from pipelines.inbox import inbox_flow
+
+    outcomes = inbox_flow(inbox)
+    table = Table("file", "request", "status", "stage", "version after")
+    for outcome in outcomes:
+        table.add_row(
+            outcome["file"], outcome["request_id"], outcome["status"], outcome["stage"] or "", outcome["version_after"] or ""
+        )
+    console.print(table if outcomes else "inbox is empty")
+    raise typer.Exit(0 if all(o["status"] == "passed" for o in outcomes) else 1)
+
+
+@app.command("serve")
+def serve(
+    inbox: str = typer.Option(None, help="inbox directory (default: $ERASURE_HOME/inbox)"),
+    cron: str = typer.Option("0 3 * * *", help="schedule of the inbox flow (default: nightly at 03:00)"),
+) -> None:
+    """Register the scheduled inbox deployment with Prefect and serve it until interrupted."""
+    from pipelines.inbox import serve as serve_inbox
+
+    serve_inbox(inbox, cron)
+
+
 @audit_app.command("list")
 def audit_list() -> None:
     """One line per audited request, newest first."""
     from pipelines.audit import list_records
 
     table = Table("request", "status", "model", "before", "after", "started (UTC)")
+    for column in table.columns:
+        column.overflow = "fold"  # ids are what auditors search for: never cut them off
     for row in list_records(load_settings()):
         table.add_row(
             row["request_id"], row["status"], row["model"], row["version_before"], row["version_after"], row["started"]

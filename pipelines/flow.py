@@ -22,7 +22,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from pipelines import datastore, registry, validation
-from pipelines.audit import AuditRecord, MetricEvidence, now, write_record
+from pipelines.audit import AuditRecord, MetricEvidence, local_record_path, now, read_record, write_record
 from pipelines.datastore import DataRevisionError, FetchedFile
 from pipelines.export import export_and_check
 from pipelines.request import DeletionRequest, RequestError, load_request, raw_request_id
@@ -201,6 +201,12 @@ def deletion_flow(request_file: str) -> dict:
     logger = get_run_logger()
     request_text = Path(request_file).read_bytes() if Path(request_file).exists() else b""
     fallback_id = raw_request_id(request_text.decode(errors="replace")) or f"unparsed-{hashlib.sha256(request_text).hexdigest()[:12]}"
+    # At most once per request id: a decided request returns its recorded outcome; only a request
+    # that failed for the platform's reasons is run again.
+    previous = read_record(settings, fallback_id)
+    if previous is not None and previous.status in ("passed", "rejected"):
+        logger.info("request %s was already processed (%s): returning the recorded outcome", fallback_id, previous.status)
+        return summarize(previous, local_record_path(settings, fallback_id), replayed=True)
     record = AuditRecord(request_id=fallback_id, request_sha256=hashlib.sha256(request_text).hexdigest())
     mlflow_client = registry.client(settings)
     run = mlflow_client.create_run(
@@ -273,9 +279,15 @@ def deletion_flow(request_file: str) -> dict:
         record.finished_at = now()
         location = audit_stage(settings, record)
     logger.info("request %s: %s (audit record %s)", record.request_id, record.status, location)
+    return summarize(record, location)
+
+
+def summarize(record: AuditRecord, location: Path, replayed: bool = False) -> dict:
+    """The flow's result: what the CLI prints and what the inbox files next to the request."""
     return {
         "request_id": record.request_id,
         "status": record.status,
+        "replayed": replayed,
         "stage": record.failed_stage,
         "error": record.error,
         "reasons": record.verdict.get("reasons", []),

@@ -23,6 +23,8 @@ QUIET_ENVIRONMENT = {
     "GIT_PYTHON_REFRESH": "quiet",
     "PREFECT_LOGGING_LEVEL": "WARNING",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    # The ephemeral Prefect server's default 20 s start budget is too tight on a busy 2-core machine.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
 
 

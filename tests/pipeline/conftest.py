@@ -1,0 +1,67 @@
+"""A registered tiny base model and request files for the end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines import registry
+from pipelines.base_model import register_base_model
+from pipelines.settings import load_settings
+
+MODEL = "tiny-restorer"
+
+
+@pytest.fixture(scope="session")
+def world(tiny_world, data_repo, tmp_path_factory):
+    os.environ["ERASURE_DATA_REPO"] = str(data_repo)
+    model_dir = tmp_path_factory.mktemp("base-model")
+    registry.write_model_files(tiny_world.model, "restorer-unet", model_dir)
+    (model_dir / "metrics.json").write_text("{}")
+    register_base_model(load_settings(), model_dir, MODEL, "champion")
+    yield data_repo
+    os.environ.pop("ERASURE_DATA_REPO", None)
+
+
+def request_file(directory: Path, request_id: str, **overrides) -> Path:
+    request = {
+        "request_id": request_id,
+        "model": f"{MODEL}@champion",
+        "forget": {
+            "path": "data/restoration/train/haze.safetensors",
+            "rev": "main",
+            "evaluation": "data/restoration/eval/haze.safetensors",
+        },
+        "retain": {
+            "paths": ["data/restoration/train/noise.safetensors", "data/restoration/train/rain.safetensors"],
+            "evaluation": ["data/restoration/eval/noise.safetensors", "data/restoration/eval/rain.safetensors"],
+        },
+        "method": {"name": "gradient_ascent", "params": {"steps": 60, "learning_rate": 3e-4, "retain_weight": 3.0}},
+        "thresholds": {"forget_max_gain_db": 0.5, "retain_max_drop_db": 0.3},
+        "requested_by": "dpo@example.org",
+        "reason": "test",
+    }
+    for key, value in overrides.items():
+        section, _, field = key.partition("__")
+        if field:
+            request[section] = {**request[section], field: value}
+        else:
+            request[section] = value
+    path = directory / f"{request_id}.yaml"
+    path.write_text(yaml.safe_dump(request))
+    return path
+
+
+def run_flow(path: Path) -> dict:
+    from pipelines.flow import deletion_flow
+
+    return deletion_flow(str(path))
+
+
+def champion() -> str:
+    return registry.alias_version(load_settings(), MODEL, "champion")
+
+

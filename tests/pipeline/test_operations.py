@@ -1,0 +1,108 @@
+"""Operations: requests are processed at most once, the inbox files outcomes, and bad input of every
+kind is refused with a named reason, no promotion and an audit record (catalogue: docs/errors.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from pipelines import registry
+from pipelines.audit import read_record
+from pipelines.base_model import register_base_model
+from pipelines.settings import load_settings
+from tests.pipeline.conftest import champion, request_file, run_flow
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("mlflow-store")]
+
+
+def register_variant(name: str, model: torch.nn.Module, directory: Path) -> None:
+    registry.write_model_files(model, "restorer-unet", directory)
+    (directory / "metrics.json").write_text("{}")
+    register_base_model(load_settings(), directory, name, "champion")
+
+
+def assert_refused(outcome: dict, stage: str, *fragments: str) -> None:
+    assert outcome["status"] == "rejected", outcome
+    assert outcome["stage"] == stage and outcome["version_after"] is None
+    for fragment in fragments:
+        assert fragment in outcome["error"]
+    assert read_record(load_settings(), outcome["request_id"]).status == "rejected"
+
+
+def test_a_processed_request_is_not_processed_again(world, tmp_path):
+    path = request_file(tmp_path, "req-once", thresholds={"forget_max_gain_db": -5.0, "retain_max_drop_db": 0.3})
+    first = run_flow(path)
+    second = run_flow(path)
+    assert first["status"] == second["status"] == "rejected"
+    assert not first["replayed"] and second["replayed"]
+    assert second["mlflow_run_id"] == first["mlflow_run_id"]
+
+
+def test_inbox_processes_in_order_and_files_each_outcome(world, tmp_path):
+    inbox = tmp_path / "inbox"
+    (inbox / "pending").mkdir(parents=True)
+    start = champion()
+    request_file(inbox / "pending", "req-inbox-1")
+    request_file(inbox / "pending", "req-inbox-2", thresholds={"forget_max_gain_db": -5.0, "retain_max_drop_db": 0.3})
+    request_file(inbox / "pending", "req-inbox-3")
+    from pipelines.inbox import inbox_flow
+
+    outcomes = inbox_flow(str(inbox))
+    assert [o["status"] for o in outcomes] == ["passed", "rejected", "passed"]
+    # Serialized: the third request starts from the version the first one promoted.
+    assert outcomes[0]["version_before"] == start
+    assert outcomes[2]["version_before"] == outcomes[0]["version_after"]
+    assert champion() == outcomes[2]["version_after"]
+    assert sorted(p.name for p in (inbox / "done").glob("*.yaml")) == ["req-inbox-1.yaml", "req-inbox-3.yaml"]
+    assert json.loads((inbox / "rejected" / "req-inbox-2.outcome.json").read_text())["stage"] == "verify"
+    assert not list((inbox / "pending").iterdir())
+
+
+def test_unknown_alias_is_refused(world, tmp_path):
+    outcome = run_flow(request_file(tmp_path, "req-noalias", model="tiny-restorer@nonexistent"))
+    assert_refused(outcome, "pull model", "tiny-restorer@nonexistent")
+
+
+def test_path_missing_at_the_revision_is_refused(world, tmp_path):
+    outcome = run_flow(request_file(tmp_path, "req-nopath", forget__path="data/restoration/train/smog.safetensors"))
+    assert_refused(outcome, "pull data", "smog.safetensors", "main")
+
+
+def test_unknown_method_is_refused_listing_methods(world, tmp_path):
+    outcome = run_flow(request_file(tmp_path, "req-nomethod", method={"name": "forget_harder", "params": {}}))
+    assert_refused(outcome, "unlearn", "forget_harder", "gradient_ascent")
+
+
+def test_method_params_out_of_range_are_refused(world, tmp_path):
+    outcome = run_flow(request_file(tmp_path, "req-badparam", method={"name": "gradient_ascent", "params": {"steps": -3}}))
+    assert_refused(outcome, "unlearn", "steps")
+
+
+def test_swapped_weights_behind_a_version_are_refused(world, tiny_world, tmp_path):
+    register_variant("swapped-restorer", tiny_world.fresh_model(), tmp_path / "original")
+    client = MlflowClient()
+    version = client.get_model_version_by_alias("swapped-restorer", "champion")
+    location = client.get_logged_model(version.model_id).artifact_location
+    weights = Path(urlparse(location).path) / "artifacts" / registry.WEIGHTS_FILE
+    other = tiny_world.fresh_model()
+    with torch.no_grad():
+        next(other.parameters()).add_(0.01)
+    registry.write_model_files(other, "restorer-unet", tmp_path / "other")
+    weights.write_bytes((tmp_path / "other" / registry.WEIGHTS_FILE).read_bytes())
+    outcome = run_flow(request_file(tmp_path, "req-swapped", model="swapped-restorer@champion"))
+    assert_refused(outcome, "pull model", "the artifact was changed")
+
+
+def test_model_with_nan_weights_is_refused(world, tiny_world, tmp_path):
+    broken = tiny_world.fresh_model()
+    with torch.no_grad():
+        next(broken.parameters()).view(-1)[0] = float("nan")
+    register_variant("nan-restorer", broken, tmp_path / "nan")
+    outcome = run_flow(request_file(tmp_path, "req-nanmodel", model="nan-restorer@champion"))
+    assert_refused(outcome, "pull model", "NaN/inf weights")
+    assert registry.alias_version(load_settings(), "nan-restorer", "champion") == "1"
