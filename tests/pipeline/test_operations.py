@@ -87,7 +87,8 @@ def test_swapped_weights_behind_a_version_are_refused(world, tiny_world, tmp_pat
     register_variant("swapped-restorer", tiny_world.fresh_model(), tmp_path / "original")
     client = MlflowClient()
     version = client.get_model_version_by_alias("swapped-restorer", "champion")
-    location = client.get_logged_model(version.model_id).artifact_location
+    # Registered from a logged model, so the version's source is `models:/<model id>`.
+    location = client.get_logged_model(version.source.removeprefix("models:/")).artifact_location
     weights = Path(urlparse(location).path) / "artifacts" / registry.WEIGHTS_FILE
     other = tiny_world.fresh_model()
     with torch.no_grad():
