@@ -20,7 +20,9 @@ CASES = [
     ("salun", dict(steps=60, learning_rate=3e-4)),  # gain -0.20 / -0.69 / -0.25; drops <= -0.43
     ("scrub", dict(steps=60, learning_rate=3e-4, max_steps=30)),  # gain 0.13 / -0.20 / 3.13; drops <= -0.95
     ("adversarial_ga", dict(steps=60, learning_rate=3e-4)),  # eps 0.1: gain 0.91 / 0.14 / 0.41; drops <= -0.87
-    ("adversarial_ga", dict(steps=60, learning_rate=3e-4, around="retain", epsilon=0.03)),  # -0.19/-0.39/0.14; <= -0.91
+    # FGSM reusing each adversarial batch 5 steps: bench --quick seeds 0-2 left haze 13.31 +- 0.42 dB (original
+    # 19.75 +- 1.34) with kept test PSNR improving; PGD every step cost 2.5x for no measured benefit.
+    ("adversarial_ga", dict(steps=60, learning_rate=3e-4, around="retain", epsilon=0.03, attack="fgsm", refresh_every=5)),
 ]
 
 
@@ -77,9 +79,9 @@ def test_ascent_stop_rule_ends_the_run_once_held_out_haze_is_forgotten(tiny_worl
     problem = UnlearningProblem(
         model, tiny_world.pairs("train", "haze"), retain, CPU, check=tiny_world.pairs("eval", "haze")
     )
-    method = create_method("gradient_ascent", {"steps": 400, "learning_rate": 3e-4, "stop_check_every": 5})
+    method = create_method("gradient_ascent", {"steps": 150, "learning_rate": 3e-4, "stop_check_every": 5})
     run = method.run(problem, show_progress=False)
     after = scores(model, tiny_world)["haze"]
-    assert run.steps < 400
+    assert run.steps < 150
     # Stopped at the first check where held-out haze is no better than the input.
     assert after.psnr - after.input_psnr <= 0.5
