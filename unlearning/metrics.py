@@ -54,3 +54,11 @@ def score_restoration(model: nn.Module, pairs: PairSet, device: torch.device) ->
         input_psnr=float(psnr_per_example(pairs.inputs, pairs.targets).mean()),
         input_ssim=mean_ssim(pairs.inputs, pairs.targets),
     )
+
+
+def accuracy(model: nn.Module, pairs: PairSet, device: torch.device) -> float:
+    """Share of examples whose arg-max logit is the label; NaN for an empty set."""
+    if len(pairs) == 0:
+        return float("nan")
+    predictions = predict(model, pairs.inputs, device).argmax(dim=1)
+    return float((predictions == pairs.targets.long()).float().mean())

@@ -77,3 +77,75 @@ def verify_restoration(
                 )
             )
     return Verdict(checks)
+
+
+@dataclass(frozen=True)
+class ClassificationScores:
+    """Accuracies on the forget set (1 - UA), the retain set (RA) and the kept test examples (TA),
+    and optionally a membership score of the forget set (e.g. loss-threshold AUC vs held-out)."""
+
+    forget_accuracy: float
+    retain_accuracy: float
+    test_accuracy: float
+    mia: float | None = None
+
+
+@dataclass(frozen=True)
+class ClassificationThresholds:
+    """forget_max_accuracy: 0.05 for a forgotten class; for forgotten samples set it from a reference
+    (a retrained model still classifies most of them right). test_max_drop: kept test accuracy may
+    fall at most this much below the original. mia_max_excess: the forget set's membership score may
+    exceed the reference's (retrained model, or 0.5 = chance) by at most this much."""
+
+    forget_max_accuracy: float = 0.05
+    test_max_drop: float = 0.03
+    mia_max_excess: float = 0.05
+
+
+def verify_classification(
+    before: ClassificationScores,
+    after: ClassificationScores,
+    thresholds: ClassificationThresholds,
+    reference_mia: float | None = None,
+) -> Verdict:
+    """Forget accuracy, kept test accuracy against the original, and (when both exist) MIA against a reference."""
+    test_drop = before.test_accuracy - after.test_accuracy
+    checks = [
+        Check(
+            name="forget.accuracy",
+            value=after.forget_accuracy,
+            threshold=thresholds.forget_max_accuracy,
+            comparator="<=",
+            passed=after.forget_accuracy <= thresholds.forget_max_accuracy,
+            meaning="the forgotten examples are no longer recognised",
+        ),
+        Check(
+            name="retain.test_accuracy_drop",
+            value=test_drop,
+            threshold=thresholds.test_max_drop,
+            comparator="<=",
+            passed=test_drop <= thresholds.test_max_drop,
+            meaning="accuracy on kept test examples within tolerance of the original model",
+        ),
+    ]
+    if after.mia is not None and reference_mia is not None:
+        excess = after.mia - reference_mia
+        checks.append(
+            Check(
+                name="forget.mia_excess_over_reference",
+                value=excess,
+                threshold=thresholds.mia_max_excess,
+                comparator="<=",
+                passed=excess <= thresholds.mia_max_excess,
+                meaning="membership inference finds the forget set no more member-like than the reference does",
+            )
+        )
+    return Verdict(checks)
+
+
+def average_gap(scores: dict[str, float], retrained: dict[str, float]) -> float:
+    """Mean |metric - retrained metric| over the metrics both have (SalUn's "average gap", e.g. UA, RA, TA, MIA)."""
+    shared = [key for key in scores if key in retrained and scores[key] is not None and retrained[key] is not None]
+    if not shared:
+        raise ValueError("no shared metrics to compare with the retrained model")
+    return sum(abs(scores[key] - retrained[key]) for key in shared) / len(shared)

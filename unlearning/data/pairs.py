@@ -46,11 +46,17 @@ def decode_arrays(raw: bytes, source: str) -> tuple[dict[str, np.ndarray], dict[
 
 @dataclass
 class PairSet:
-    """Degraded inputs and clean targets as float tensors in [0, 1], named after their degradation."""
+    """Inputs and targets as float tensors, named after what they hold.
+
+    Restoration: degraded inputs and clean targets in [0, 1]. Classification: features in [0, 1]
+    and class labels (as floats; the task casts them). `ids`, when the file has them, are stable
+    example ids so a deletion request can name single examples.
+    """
 
     name: str
     inputs: torch.Tensor
     targets: torch.Tensor
+    ids: torch.Tensor | None = None
 
     @classmethod
     def from_arrays(cls, name: str, arrays: dict[str, np.ndarray]) -> "PairSet":
@@ -58,14 +64,17 @@ class PairSet:
             tensor = torch.from_numpy(np.asarray(array)).float()
             return tensor / 255.0 if array.dtype == np.uint8 else tensor
 
-        return cls(name=name, inputs=to_unit(arrays["inputs"]), targets=to_unit(arrays["targets"]))
+        ids = torch.from_numpy(np.asarray(arrays["ids"])).long() if "ids" in arrays else None
+        return cls(name=name, inputs=to_unit(arrays["inputs"]), targets=to_unit(arrays["targets"]), ids=ids)
 
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
     def subset(self, indices: torch.Tensor) -> "PairSet":
-        return PairSet(self.name, self.inputs[indices], self.targets[indices])
+        ids = self.ids[indices] if self.ids is not None else None
+        return PairSet(self.name, self.inputs[indices], self.targets[indices], ids)
 
 
 def concat(sets: list[PairSet], name: str) -> PairSet:
-    return PairSet(name, torch.cat([s.inputs for s in sets]), torch.cat([s.targets for s in sets]))
+    ids = torch.cat([s.ids for s in sets]) if all(s.ids is not None for s in sets) else None
+    return PairSet(name, torch.cat([s.inputs for s in sets]), torch.cat([s.targets for s in sets]), ids)

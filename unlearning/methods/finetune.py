@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from unlearning.data.pairs import PairSet
-from unlearning.methods.base import UnlearningMethod, UnlearningProblem, per_example_mse, register
+from unlearning.methods.base import UnlearningMethod, UnlearningProblem, register
 
 
 @register
@@ -14,4 +14,4 @@ class FineTune(UnlearningMethod):
     needs_retain = True
 
     def loss(self, problem: UnlearningProblem, forget_batch: PairSet, retain_batch: PairSet | None) -> torch.Tensor:
-        return per_example_mse(problem.model(retain_batch.inputs), retain_batch.targets).mean()
+        return self.retain_loss(problem, retain_batch)

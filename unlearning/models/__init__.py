@@ -7,10 +7,12 @@ from typing import Any
 
 from torch import nn
 
+from unlearning.models.classifier import ClassifierConfig, DigitsClassifier
 from unlearning.models.restorer import Restorer, RestorerConfig
 
 ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
     "restorer-unet": (Restorer, RestorerConfig),
+    "digits-mlp": (DigitsClassifier, ClassifierConfig),
 }
 
 

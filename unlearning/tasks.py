@@ -1,0 +1,79 @@
+"""What kind of prediction a model makes, as far as unlearning needs to know.
+
+A method is written once against this interface and runs on both task kinds: restoration (pairs of
+degraded and clean images, per-example MSE, "doing nothing" = returning the input) and
+classification (labels, cross-entropy, "doing nothing" = knowing nothing, i.e. uniform logits).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+from torch.nn import functional
+
+
+class Task(ABC):
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-example training loss (shape N)."""
+
+    @abstractmethod
+    def do_nothing_loss(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-example loss of a model that learned nothing about these examples: the ascent bound."""
+
+    @abstractmethod
+    def divergence(self, outputs: torch.Tensor, reference_outputs: torch.Tensor) -> torch.Tensor:
+        """Per-example distance from `outputs` to a reference model's outputs (distillation, adversarial term)."""
+
+    @abstractmethod
+    def do_nothing_divergence(self, inputs: torch.Tensor, reference_outputs: torch.Tensor) -> torch.Tensor:
+        """Per-example distance from the do-nothing output to the reference outputs."""
+
+
+class Restoration(Task):
+    kind = "restoration"
+
+    def loss(self, outputs, targets):
+        return (outputs.float() - targets).pow(2).flatten(1).mean(dim=1)
+
+    def do_nothing_loss(self, inputs, targets):
+        return self.loss(inputs, targets)
+
+    def divergence(self, outputs, reference_outputs):
+        return self.loss(outputs, reference_outputs.float())
+
+    def do_nothing_divergence(self, inputs, reference_outputs):
+        return self.loss(inputs, reference_outputs.float())
+
+
+class Classification(Task):
+    kind = "classification"
+
+    def __init__(self, classes: int):
+        self.classes = classes
+
+    def loss(self, outputs, targets):
+        return functional.cross_entropy(outputs.float(), targets.long(), reduction="none")
+
+    def do_nothing_loss(self, inputs, targets):
+        # Uniform prediction: the cross-entropy of a model that has no idea, log(classes).
+        return torch.full((inputs.shape[0],), math.log(self.classes), device=inputs.device)
+
+    def divergence(self, outputs, reference_outputs):
+        """KL(reference || model), the SCRUB distillation distance."""
+        reference = functional.log_softmax(reference_outputs.float(), dim=1)
+        return functional.kl_div(functional.log_softmax(outputs.float(), dim=1), reference, log_target=True,
+                                 reduction="none").sum(dim=1)
+
+    def do_nothing_divergence(self, inputs, reference_outputs):
+        uniform = torch.zeros_like(reference_outputs, dtype=torch.float32)
+        return self.divergence(uniform, reference_outputs)
+
+
+RESTORATION = Restoration()
+TASK_KINDS = ("restoration", "classification")
