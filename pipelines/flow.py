@@ -23,6 +23,8 @@ from prefect.cache_policies import NO_CACHE
 
 from pipelines import datastore, registry, validation
 from pipelines.audit import AuditRecord, MetricEvidence, now, write_record
+from pipelines.audit.evidence import restoration_evidence
+from pipelines.audit.publish import publish_prefect_artifacts
 from pipelines.datastore import DataRevisionError, FetchedFile
 from pipelines.export import export_and_check
 from pipelines.request import DeletionRequest, RequestError, load_request, raw_request_id
@@ -213,6 +215,7 @@ def deletion_flow(request_file: str) -> dict:
         record.request_id, record.requested_by, record.reason = request.request_id, request.requested_by, request.reason
         record.model.name, record.model.alias = request.model.name, request.model.alias
         record.method = {"name": request.method.name, "params": request.method.params}
+        record.privacy.file_names = "hashed" if request.privacy.hash_file_names else "plain"
         mlflow_client.log_param(run.info.run_id, "method", request.method.name)
 
         stage = "pull model"
@@ -244,6 +247,10 @@ def deletion_flow(request_file: str) -> dict:
         before, after, verdict = verify_stage(request, original, unlearned, data, device)
         record.metrics = _score_evidence(before, after, verdict)
         record.verdict = {"passed": verdict.passed, "reasons": verdict.reasons}
+        record.metrics, record.evidence = restoration_evidence(
+            record.metrics, original.model, unlearned, {n: _pairs(f) for n, f in data.evaluation.items()}, device,
+            {"method": method.params.seed},
+        )
         for evidence in record.metrics:
             mlflow_client.log_metric(run.info.run_id, evidence.name, evidence.value)
         record.unlearning["seconds_total"] = round(time.perf_counter() - started, 3)
@@ -272,6 +279,7 @@ def deletion_flow(request_file: str) -> dict:
     finally:
         record.finished_at = now()
         location = audit_stage(settings, record)
+        publish_prefect_artifacts(settings, record)
     logger.info("request %s: %s (audit record %s)", record.request_id, record.status, location)
     return {
         "request_id": record.request_id,
