@@ -262,3 +262,81 @@ def test_prefect_artifacts_link_the_mlflow_run(trail):
     by_type = {artifact.type: artifact for artifact in artifacts}
     assert trail.outcomes["req-a1"]["mlflow_run_id"] in by_type["markdown"].data
     assert "forget.haze.psnr_gain_over_input_db" in str(by_type["table"].data)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def screenshot(html: Path, out: Path) -> Path:
+    """Render `html` in headless Chromium with networking off; returns the PNG."""
+    import subprocess
+
+    png = out / f"{html.stem}.png"
+    subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", f"--user-data-dir={out / 'chromium-profile'}",
+         "--window-size=1100,1600", f"--screenshot={png}", html.as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )
+    return png
+
+
+@pytest.fixture(scope="module")
+def report(trail, tmp_path_factory) -> Path:
+    result = CliRunner().invoke(app, ["audit", "report", "req-a3", "--out", str(tmp_path_factory.mktemp("report"))])
+    assert result.exit_code == 0, result.output
+    return Path(result.output.split("report:")[1].split()[0])
+
+
+def test_report_is_self_contained_and_shows_the_evidence(report):
+    import re
+
+    html = report.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html, re.IGNORECASE), "report links out"
+    assert "@import" not in html and "url(http" not in html
+    assert html.count("data:image/png;base64,") == 2
+    assert "VERIFIED" in html and "forget.haze.psnr_gain_over_input_db" in html and "Lineage of versions" in html
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed: `make browser` (apt-get install chromium)")
+def test_report_renders_offline_in_headless_chromium(report, tmp_path):
+    from PIL import Image
+
+    pixels = Image.open(screenshot(report, tmp_path)).convert("L")
+    low, high = pixels.getextrema()
+    assert high - low > 100, "screenshot is blank"
+    assert len(pixels.getcolors(maxcolors=1 << 16) or range(1 << 16)) > 50
+
+
+def test_report_holds_no_forget_sample_bytes(report, tiny_world):
+    import re
+
+    import numpy as np
+
+    from unlearning.data.pairs import decode_arrays
+    from unlearning.data.restoration import set_path
+
+    arrays, _ = decode_arrays(tiny_world.files[set_path("train", "haze")], "haze")
+    html = report.read_bytes()
+    payloads = [html] + [base64.b64decode(m) for m in re.findall(rb"base64,([A-Za-z0-9+/=]+)", html)]
+    for index in range(0, len(arrays["inputs"]), 8):
+        for array in (arrays["inputs"][index], arrays["targets"][index]):
+            needle = np.ascontiguousarray(array).tobytes()
+            assert not any(needle in payload or base64.b64encode(needle) in payload for payload in payloads)
+    assert FORGET_PATH.encode() not in html  # req-a3 asked for hashed file names
+
+
+def test_certificate_names_versions_hashes_and_signature(trail, tmp_path):
+    result = CliRunner().invoke(app, ["audit", "certificate", "req-a3", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "certificate-req-a3.html").read_text()
+    record = read_record(load_settings(), "req-a3")
+    for expected in (record.forget_data["sha256"], record.signing.key_fingerprint, "version 2", "version 3", "yes, at issue time"):
+        assert expected in html
+    assert FORGET_PATH not in html
+
+
+def test_show_prints_a_readable_summary_and_the_record(trail):
+    result = CliRunner().invoke(app, ["audit", "show", "req-a2"])
+    assert result.exit_code == 0
+    assert "verdict" in result.output and "rejected at stage verify" in result.output and '"chain"' in result.output
