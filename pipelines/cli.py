@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.settings import PROJECT_ROOT, load_settings
@@ -154,9 +155,10 @@ def audit_verify(
         console.print("[red]no audit ledger found: nothing to verify[/]")
         raise typer.Exit(1)
     if report.problems:
-        console.print(f"[bold red]BROKEN[/] first broken: {report.first_problem}")
+        # soft_wrap: one problem per line, whole, so it can be grepped; escape: problems quote raw values.
+        console.print(f"[bold red]BROKEN[/] first broken: {escape(str(report.first_problem))}", soft_wrap=True)
         for problem in report.problems:
-            console.print(f"  - {problem}")
+            console.print(f"  - {escape(str(problem))}", soft_wrap=True)
         raise typer.Exit(1)
     console.print("[bold green]VERIFIED[/] every chain, signature and artifact hash matches")
 

@@ -32,7 +32,10 @@ class Problem:
     detail: str
 
     def __str__(self) -> str:
-        where = f"record #{self.sequence} (request {self.request_id})" if self.sequence is not None else "trail"
+        if self.sequence is not None:
+            where = f"record #{self.sequence} (request {self.request_id})"
+        else:
+            where = f"unchained (request {self.request_id})" if self.request_id else "trail"
         return f"{self.chain} {where}: {self.check}: {self.detail}"
 
 
