@@ -149,7 +149,8 @@ def audit_verify(
         state = "[green]ok[/]" if not chain.problems else f"[red]{len(chain.problems)} problem(s)[/]"
         console.print(
             f"chain {chain.chain}: {chain.records} records, {chain.attestations} attestations, "
-            f"{chain.versions} versions re-hashed: {state}"
+            f"{chain.versions} versions re-hashed: {state}",
+            soft_wrap=True,
         )
     if not report.chains:
         console.print("[red]no audit ledger found: nothing to verify[/]")
