@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.settings import PROJECT_ROOT, load_settings
@@ -119,29 +120,121 @@ def serve(
 
 @audit_app.command("list")
 def audit_list() -> None:
-    """One line per audited request, newest first."""
+    """One line per audited request, newest first: request, model, versions, verdict, date, chain position."""
     from pipelines.audit import list_records
 
-    table = Table("request", "status", "model", "before", "after", "started (UTC)")
+    table = Table("request", "model", "versions", "verdict", "finished (UTC)", "chain #", "record sha256")
     for column in table.columns:
         column.overflow = "fold"  # ids are what auditors search for: never cut them off
     for row in list_records(load_settings()):
+        versions = f"{row['version_before'] or '-'} -> {row['version_after'] or '-'}"
         table.add_row(
-            row["request_id"], row["status"], row["model"], row["version_before"], row["version_after"], row["started"]
+            row["request_id"], row["model"], versions, row["status"], row["started"], row["sequence"],
+            row["record_sha256"][:16],
         )
     console.print(table)
 
 
-@audit_app.command("show")
-def audit_show(request_id: str = typer.Argument(..., help="request id")) -> None:
-    """The whole audit record of one request, as JSON."""
+def _record_or_exit(request_id: str):
     from pipelines.audit import read_record
 
     record = read_record(load_settings(), request_id)
     if record is None:
         console.print(f"[red]no audit record for request {request_id!r}[/]")
         raise typer.Exit(2)
+    return record
+
+
+@audit_app.command("show")
+def audit_show(
+    request_id: str = typer.Argument(..., help="request id"),
+    as_json: bool = typer.Option(False, "--json", help="only the stored record, as JSON"),
+) -> None:
+    """The whole audit record of one request: a readable summary, then every field."""
+    record = _record_or_exit(request_id)
+    if not as_json:
+        summary = Table(show_header=False, title=f"audit record {record.request_id}")
+        chain = record.chain
+        for label, value in (
+            ("verdict", record.status + (f" at stage {record.failed_stage}: {record.error}" if record.failed_stage else "")),
+            ("model", f"{record.model.name} {record.model.version_before} -> {record.model.version_after or '-'}"),
+            ("forget set", f"{record.forget_data.get('examples')} examples, sha256 {record.forget_data.get('sha256')}"),
+            ("method", json.dumps(record.method)),
+            ("chain", f"{chain.model} #{chain.sequence} after {chain.previous_record_sha256}" if chain else "-"),
+            ("signing key", f"{record.signing.key_fingerprint} ({record.signing.key_source})" if record.signing else "-"),
+            ("started / finished", f"{record.started_at} / {record.finished_at}"),
+        ):
+            summary.add_row(label, str(value))
+        console.print(summary)
+        for reason in record.verdict.get("reasons", []):
+            console.print(f"  - {reason}")
     console.print_json(record.model_dump_json())
+
+
+@audit_app.command("verify")
+def audit_verify(
+    model: str = typer.Option(None, "--model", help="verify only this registered model's chain"),
+    public_key: list[Path] = typer.Option([], "--public-key", help="extra trusted Ed25519 public key (PEM)"),
+) -> None:
+    """Recompute every chain and signature offline and re-hash every version's weights and ONNX.
+    Exits 1 naming the first broken record."""
+    from pipelines.audit.verify import verify_trail
+
+    report = verify_trail(load_settings(), model, public_key)
+    for chain in report.chains:
+        state = "[green]ok[/]" if not chain.problems else f"[red]{len(chain.problems)} problem(s)[/]"
+        console.print(
+            f"chain {chain.chain}: {chain.records} records, {chain.attestations} attestations, "
+            f"{chain.versions} versions re-hashed: {state}",
+            soft_wrap=True,
+        )
+    if not report.chains:
+        console.print("[red]no audit ledger found: nothing to verify[/]")
+        raise typer.Exit(1)
+    if report.problems:
+        # soft_wrap: one problem per line, whole, so it can be grepped; escape: problems quote raw values.
+        console.print(f"[bold red]BROKEN[/] first broken: {escape(str(report.first_problem))}", soft_wrap=True)
+        for problem in report.problems:
+            console.print(f"  - {escape(str(problem))}", soft_wrap=True)
+        raise typer.Exit(1)
+    console.print("[bold green]VERIFIED[/] every chain, signature and artifact hash matches")
+
+
+@audit_app.command("report")
+def audit_report(
+    request_id: str = typer.Argument(..., help="request id"),
+    out: Path = typer.Option(..., "--out", help="directory to write report.html into"),
+) -> None:
+    """A self-contained HTML report (plots embedded, no network) of one request."""
+    from pipelines.audit.report import write_report
+
+    _record_or_exit(request_id)
+    path = write_report(load_settings(), request_id, out)
+    console.print(f"report: {path}")
+
+
+@audit_app.command("certificate")
+def audit_certificate(
+    request_id: str = typer.Argument(..., help="request id"),
+    out: Path = typer.Option(Path("."), "--out", help="directory to write certificate.html into"),
+) -> None:
+    """A one-page deletion certificate (HTML) for the data subject or regulator."""
+    from pipelines.audit.certificate import write_certificate
+
+    _record_or_exit(request_id)
+    path = write_certificate(load_settings(), request_id, out)
+    console.print(f"certificate: {path}")
+
+
+@audit_app.command("schema")
+def audit_schema(
+    out: Path = typer.Option(PROJECT_ROOT / "docs" / "audit-record.schema.json", "--out", help="file to write"),
+) -> None:
+    """Export the audit record's JSON Schema (docs/audit-record.schema.json is kept up to date by a test)."""
+    from pipelines.audit.record import json_schema_text
+
+    out.write_text(json_schema_text())
+    console.print(f"schema: {out}")
 
 
 if __name__ == "__main__":

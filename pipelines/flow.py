@@ -23,6 +23,8 @@ from prefect.cache_policies import NO_CACHE
 
 from pipelines import datastore, registry, validation
 from pipelines.audit import AuditRecord, MetricEvidence, local_record_path, now, read_record, write_record
+from pipelines.audit.evidence import restoration_evidence
+from pipelines.audit.publish import publish_prefect_artifacts
 from pipelines.datastore import DataRevisionError, FetchedFile
 from pipelines.export import export_and_check
 from pipelines.request import DeletionRequest, RequestError, load_request, raw_request_id
@@ -118,7 +120,7 @@ def validate_stage(request: DeletionRequest, data: RequestData) -> validation.Va
 
 @task(name="unlearn", cache_policy=NO_CACHE)
 def unlearn_stage(request: DeletionRequest, original: registry.RegisteredModel, data: RequestData, device: torch.device):
-    method = create_method(request.method.name, request.method.params)
+    method = create_method(request.method.name, request.method.params, task_kind="restoration")
     retain = concat([_pairs(f) for f in data.retain], "retain") if data.retain else None
     model = copy.deepcopy(original.model)
     torch.manual_seed(method.params.seed)
@@ -219,6 +221,7 @@ def deletion_flow(request_file: str) -> dict:
         record.request_id, record.requested_by, record.reason = request.request_id, request.requested_by, request.reason
         record.model.name, record.model.alias = request.model.name, request.model.alias
         record.method = {"name": request.method.name, "params": request.method.params}
+        record.privacy.file_names = "hashed" if request.privacy.hash_file_names else "plain"
         mlflow_client.log_param(run.info.run_id, "method", request.method.name)
 
         stage = "pull model"
@@ -250,6 +253,10 @@ def deletion_flow(request_file: str) -> dict:
         before, after, verdict = verify_stage(request, original, unlearned, data, device)
         record.metrics = _score_evidence(before, after, verdict)
         record.verdict = {"passed": verdict.passed, "reasons": verdict.reasons}
+        record.metrics, record.evidence = restoration_evidence(
+            record.metrics, original.model, unlearned, {n: _pairs(f) for n, f in data.evaluation.items()}, device,
+            {"method": method.params.seed},
+        )
         for evidence in record.metrics:
             mlflow_client.log_metric(run.info.run_id, evidence.name, evidence.value)
         record.unlearning["seconds_total"] = round(time.perf_counter() - started, 3)
@@ -278,6 +285,7 @@ def deletion_flow(request_file: str) -> dict:
     finally:
         record.finished_at = now()
         location = audit_stage(settings, record)
+        publish_prefect_artifacts(settings, record)
     logger.info("request %s: %s (audit record %s)", record.request_id, record.status, location)
     return summarize(record, location)
 

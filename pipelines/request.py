@@ -52,6 +52,12 @@ class Thresholds(_Strict):
         return RestorationThresholds(**self.model_dump())
 
 
+class PrivacyOptions(_Strict):
+    hash_file_names: bool = Field(
+        False, description="replace the forget set's file name by a hashed id in the audit record and reports"
+    )
+
+
 _MODEL_REF = re.compile(r"^(?P<name>[A-Za-z0-9][\w.-]*)@(?P<alias>[A-Za-z][\w-]*)$")
 
 
@@ -64,6 +70,7 @@ class DeletionRequest(_Strict):
     thresholds: Thresholds = Thresholds()
     requested_by: str = Field(min_length=1)
     reason: str = Field(min_length=1)
+    privacy: PrivacyOptions = PrivacyOptions()
 
     @field_validator("model", mode="before")
     @classmethod

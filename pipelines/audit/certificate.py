@@ -1,0 +1,34 @@
+"""The deletion certificate: one printable HTML page for the data subject or a regulator."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from pipelines.audit.record import canonical_bytes, now
+from pipelines.audit.report import TEMPLATES, ReportError
+from pipelines.audit.store import find_run_id, read_attestation, read_record
+from pipelines.audit.verify import verify_trail
+from pipelines.settings import Settings
+
+
+def write_certificate(settings: Settings, request_id: str, out: Path) -> Path:
+    """Write `out/certificate-<request_id>.html`; returns its path."""
+    record = read_record(settings, request_id)
+    if record is None:
+        raise ReportError(f"request_id {request_id!r}: no audit record")
+    run_id = find_run_id(settings, request_id)
+    trail = verify_trail(settings, record.model.name) if record.model.name else None
+    html = TEMPLATES.get_template("certificate.html").render(
+        record=record,
+        record_sha256=hashlib.sha256(canonical_bytes(record)).hexdigest(),
+        attestation=read_attestation(settings, run_id) if run_id else None,
+        checks=[m for m in record.metrics if m.threshold is not None],
+        verified=bool(trail and trail.ok),
+        first_problem=trail.first_problem if trail else "no model named",
+        issued_at=now(),
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"certificate-{request_id}.html"
+    path.write_text(html)
+    return path

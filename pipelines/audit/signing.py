@@ -1,0 +1,207 @@
+"""Ed25519 attestations: a promoted model's weights, ONNX, audit record and request, bound by one signature.
+
+The key comes from ERASURE_SIGNING_KEY (PEM text, or a path to a PEM file); without it the embedded mode
+generates a local key under ERASURE_HOME/keys once and says so (`key_source: generated`) in every record.
+The signed bytes are the statement as compact, sorted JSON, so anyone can re-create and check them
+with the public key alone (docs/audit.md shows openssl and python one-liners).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from pipelines.audit.record import SigningInfo, now
+from pipelines.settings import Settings
+
+KEY_ENV = "ERASURE_SIGNING_KEY"
+STATEMENT_TYPE = "erasure.attestation/v1"
+ATTESTATION_ARTIFACT = "audit/attestation.json"
+
+
+class SigningKeyError(ValueError):
+    """The configured signing key cannot be read or is not an Ed25519 private key."""
+
+
+class AttestationError(ValueError):
+    """An attestation is malformed, its signature does not verify, or its key is not trusted."""
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    private_key: Ed25519PrivateKey
+    source: str  # env | file | generated
+    location: str  # where it was read from (never the key itself)
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self.private_key.public_key()
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.public_key)
+
+    def info(self) -> SigningInfo:
+        return SigningInfo(key_fingerprint=self.fingerprint, key_source=self.source)
+
+
+def generated_key_path(settings: Settings) -> Path:
+    return settings.home / "keys" / "attestation-ed25519.pem"
+
+
+def public_key_path(settings: Settings) -> Path:
+    """Where the public half of the configured key is published for auditors."""
+    return settings.home / "keys" / "attestation-ed25519.pub.pem"
+
+
+def raw_public_bytes(public_key: Ed25519PublicKey) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def fingerprint(public_key: Ed25519PublicKey) -> str:
+    return "sha256:" + hashlib.sha256(raw_public_bytes(public_key)).hexdigest()
+
+
+def _private_from_pem(pem: bytes, where: str) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as error:
+        raise SigningKeyError(f"{where}: not an unencrypted PEM private key ({error})") from error
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SigningKeyError(f"{where}: expected an Ed25519 key, got {type(key).__name__}")
+    return key
+
+
+def load_signing_key(settings: Settings, create: bool = True) -> SigningKey | None:
+    """The configured key (env PEM, env path), else the generated local key, created when `create`."""
+    configured = os.environ.get(KEY_ENV, "").strip()
+    if configured.startswith("-----BEGIN"):
+        key = SigningKey(_private_from_pem(configured.encode(), KEY_ENV), "env", KEY_ENV)
+    elif configured:
+        path = Path(configured).expanduser()
+        try:
+            pem = path.read_bytes()
+        except OSError as error:
+            raise SigningKeyError(f"{KEY_ENV}: cannot read key file {path}: {error.strerror}") from error
+        key = SigningKey(_private_from_pem(pem, f"{KEY_ENV}={path}"), "file", str(path))
+    else:
+        path = generated_key_path(settings)
+        if not path.exists():
+            if not create:
+                return None
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pem = Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+            # O_EXCL: two flows starting at once must not each write a different key.
+            try:
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(descriptor, "wb") as handle:
+                    handle.write(pem)
+            except FileExistsError:
+                pass
+        key = SigningKey(_private_from_pem(path.read_bytes(), str(path)), "generated", str(path))
+    publish_public_key(settings, key)
+    return key
+
+
+def publish_public_key(settings: Settings, key: SigningKey) -> Path:
+    path = public_key_path(settings)
+    pem = key.public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if not path.exists() or path.read_bytes() != pem:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pem)
+    return path
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(Path(path).read_bytes())
+    except (OSError, ValueError) as error:
+        raise SigningKeyError(f"public key {path}: cannot read an Ed25519 PEM public key ({error})") from error
+    if not isinstance(key, Ed25519PublicKey):
+        raise SigningKeyError(f"public key {path}: expected Ed25519, got {type(key).__name__}")
+    return key
+
+
+def statement_bytes(statement: dict[str, Any]) -> bytes:
+    return json.dumps(statement, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def attest(
+    key: SigningKey,
+    *,
+    request_id: str,
+    model: str,
+    version: str,
+    weights_sha256: str,
+    onnx_sha256: str | None,
+    audit_record_sha256: str,
+    chain_sequence: int,
+) -> dict[str, Any]:
+    """A signed attestation document (statement + detached Ed25519 signature over its canonical bytes)."""
+    statement = {
+        "_type": STATEMENT_TYPE,
+        "request_id": request_id,
+        "model": model,
+        "version": version,
+        "weights_sha256": weights_sha256,
+        "onnx_sha256": onnx_sha256,
+        "audit_record_sha256": audit_record_sha256,
+        "chain_sequence": chain_sequence,
+        "signed_at": now(),
+    }
+    signature = key.private_key.sign(statement_bytes(statement))
+    return {
+        "statement": statement,
+        "signature": {
+            "algorithm": "ed25519",
+            "key_fingerprint": key.fingerprint,
+            "public_key": base64.b64encode(raw_public_bytes(key.public_key)).decode(),
+            "value": base64.b64encode(signature).decode(),
+        },
+    }
+
+
+def check_attestation(document: dict[str, Any], trusted: dict[str, Ed25519PublicKey]) -> dict[str, Any]:
+    """The statement of a valid attestation signed by a trusted key; raises AttestationError otherwise."""
+    try:
+        statement, signature = document["statement"], document["signature"]
+        claimed = signature["key_fingerprint"]
+        value = base64.b64decode(signature["value"], validate=True)
+    except (KeyError, TypeError, ValueError) as error:
+        raise AttestationError(f"attestation is malformed: {type(error).__name__}: {error}") from error
+    if statement.get("_type") != STATEMENT_TYPE:
+        raise AttestationError(f"attestation statement _type is {statement.get('_type')!r}, expected {STATEMENT_TYPE!r}")
+    public_key = trusted.get(claimed)
+    if public_key is None:
+        raise AttestationError(f"signature.key_fingerprint {claimed} is not a trusted key (trusted: {sorted(trusted)})")
+    try:
+        public_key.verify(value, statement_bytes(statement))
+    except InvalidSignature as error:
+        raise AttestationError(f"signature.value does not verify under key {claimed}: forged or altered") from error
+    return statement
+
+
+def trusted_keys(settings: Settings, extra_public_keys: list[Path] = ()) -> dict[str, Ed25519PublicKey]:
+    """Keys whose signatures `verify` accepts: the configured/generated key and any given public keys."""
+    keys = {}
+    own = load_signing_key(settings, create=False)
+    if own is not None:
+        keys[own.fingerprint] = own.public_key
+    elif public_key_path(settings).exists():
+        public = load_public_key(public_key_path(settings))
+        keys[fingerprint(public)] = public
+    for path in extra_public_keys:
+        public = load_public_key(path)
+        keys[fingerprint(public)] = public
+    return keys

@@ -1,0 +1,270 @@
+"""Offline verification of the whole trail: chains, records, attestations, and the artifacts behind versions.
+
+Nothing here trusts a stored hash on its own: each record is re-hashed and compared with the ledger,
+the chain links are recomputed, each attestation's signature is checked against trusted public keys,
+and the weights and ONNX behind every registered version are downloaded and re-hashed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines.audit import chain as chain_module
+from pipelines.audit import signing
+from pipelines.audit.record import AuditRecord, field_digests
+from pipelines.audit.store import RECORD_ARTIFACT, local_record_path, read_run_artifact
+from pipelines.settings import Settings
+
+WEIGHTS_ARTIFACT = "artifacts/weights.safetensors"
+ONNX_ARTIFACT = "onnx/model.onnx"
+
+
+@dataclass(frozen=True)
+class Problem:
+    chain: str
+    sequence: int | None  # None: not attributable to a record (e.g. a base version)
+    request_id: str | None
+    check: str
+    detail: str
+
+    def __str__(self) -> str:
+        if self.sequence is not None:
+            where = f"record #{self.sequence} (request {self.request_id})"
+        else:
+            where = f"unchained (request {self.request_id})" if self.request_id else "trail"
+        return f"{self.chain} {where}: {self.check}: {self.detail}"
+
+
+@dataclass
+class ChainReport:
+    chain: str
+    records: int = 0
+    versions: int = 0
+    attestations: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass
+class TrailReport:
+    chains: list[ChainReport]
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [problem for report in self.chains for problem in report.problems]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.chains) and not self.problems
+
+    @property
+    def first_problem(self) -> Problem | None:
+        ordered = sorted(self.problems, key=lambda p: (p.sequence is None, p.sequence or 0))
+        return ordered[0] if ordered else None
+
+
+def sha256_bytes(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+class _Artifacts:
+    """Downloads and hashes each version's weights and ONNX once per verification."""
+
+    def __init__(self, settings: Settings):
+        from pipelines.registry import client
+
+        self.settings = settings
+        self.client = client(settings)
+        self._cache: dict[tuple[str, str, str], str | None] = {}
+
+    def weights_sha256(self, model: str, version: str) -> str | None:
+        key = (model, version, "weights")
+        if key not in self._cache:
+            import mlflow
+            from mlflow.exceptions import MlflowException
+
+            with tempfile.TemporaryDirectory() as scratch:
+                try:
+                    local = Path(mlflow.artifacts.download_artifacts(f"models:/{model}/{version}", dst_path=scratch))
+                    weights = local / WEIGHTS_ARTIFACT
+                    self._cache[key] = sha256_bytes(weights.read_bytes()) if weights.is_file() else None
+                except (MlflowException, OSError):
+                    self._cache[key] = None
+        return self._cache[key]
+
+    def onnx_sha256(self, model: str, version: str, run_id: str | None) -> str | None:
+        key = (model, version, "onnx")
+        if key not in self._cache:
+            content = read_run_artifact(self.settings, run_id, ONNX_ARTIFACT) if run_id else None
+            self._cache[key] = sha256_bytes(content) if content is not None else None
+        return self._cache[key]
+
+
+def _describe_edit(document: bytes, recorded_fields: dict[str, str]) -> str:
+    try:
+        actual = field_digests(json.loads(document))
+    except ValueError:
+        return "the stored record is no longer valid JSON"
+    changed = sorted(k for k in set(actual) | set(recorded_fields) if actual.get(k) != recorded_fields.get(k))
+    if not changed:
+        return "bytes changed (whitespace or key order) but no field value did"
+    return "edited field(s): " + ", ".join(changed)
+
+
+def verify_chain(
+    settings: Settings, chain: str, trusted: dict, artifacts: _Artifacts, audit_runs: dict[str, dict[str, str]]
+) -> ChainReport:
+    from mlflow.exceptions import MlflowException
+
+    report = ChainReport(chain)
+    entries = chain_module.read_ledger(chain_module.ledger_path(settings, chain))
+    report.records = len(entries)
+    client = artifacts.client
+
+    def problem(sequence, request_id, check, detail):
+        report.problems.append(Problem(chain, sequence, request_id, check, detail))
+
+    produced_by: dict[str, tuple[int, str, AuditRecord]] = {}  # version -> (sequence, request, record)
+    for index, entry in enumerate(entries):
+        seq, rid = index, entry.request_id
+        expected_previous = entries[index - 1].record_sha256 if index else None
+        if entry.sequence != index:
+            problem(seq, rid, "ledger order", f"ledger line {index + 1} holds sequence {entry.sequence}, expected {index}: lines were reordered, deleted or inserted")
+        if entry.previous_record_sha256 != expected_previous:
+            problem(seq, rid, "chain link", f"ledger previous_record_sha256 {str(entry.previous_record_sha256)[:16]}... != sha256 of the record before it {str(expected_previous)[:16]}...: a record was deleted, inserted or reordered")
+        document = read_run_artifact(settings, entry.mlflow_run_id, RECORD_ARTIFACT) if entry.mlflow_run_id else None
+        if document is None:
+            local = local_record_path(settings, entry.request_id)
+            document = local.read_bytes() if not entry.mlflow_run_id and local.exists() else None
+        if document is None:
+            problem(seq, rid, "record missing", f"{RECORD_ARTIFACT} of MLflow run {entry.mlflow_run_id} is gone: the record was deleted")
+            continue
+        digest = sha256_bytes(document)
+        if digest != entry.record_sha256:
+            problem(seq, rid, "record edited", f"sha256 {digest[:16]}... != ledger {entry.record_sha256[:16]}...; {_describe_edit(document, entry.field_sha256)}")
+            continue
+        try:
+            record = AuditRecord.model_validate_json(document)
+        except ValueError as error:
+            problem(seq, rid, "schema", f"record does not validate: {error}")
+            continue
+        link = record.chain
+        if link is None or link.sequence != index or link.previous_record_sha256 != expected_previous:
+            problem(seq, rid, "chain link", f"record says chain {link!r}, expected sequence {index} after {str(expected_previous)[:16]}...")
+        if record.request_id != entry.request_id:
+            problem(seq, rid, "request id", f"record request_id {record.request_id!r} != ledger {entry.request_id!r}")
+        local = local_record_path(settings, record.request_id)
+        if local.exists():
+            copy = local.read_bytes()
+            try:
+                same_run = json.loads(copy).get("mlflow_run_id") == entry.mlflow_run_id
+            except ValueError:
+                same_run = True
+            if same_run and copy != document:
+                problem(seq, rid, "local copy edited", f"{local} differs from the MLflow record; {_describe_edit(copy, entry.field_sha256)}")
+        if record.model.version_after:
+            produced_by[record.model.version_after] = (seq, rid, record)
+        if record.status == "passed":
+            _check_attestation(settings, entry, record, trusted, lambda c, d: problem(seq, rid, c, d))
+            report.attestations += 1
+        if record.model.version_before and record.model.weights_sha256_before:
+            actual = artifacts.weights_sha256(record.model.name, record.model.version_before)
+            if actual != record.model.weights_sha256_before:
+                problem(seq, rid, "weights swapped", f"version {record.model.version_before} (before) weights hash to {str(actual)[:16]}..., record says {record.model.weights_sha256_before[:16]}...")
+
+    try:
+        registered = client.get_registered_model(chain)
+        versions = client.search_model_versions(f"name = '{chain}'")
+    except MlflowException:
+        registered, versions = None, []
+    last = entries[-1] if entries else None
+    if registered is not None and entries:
+        head, length = registered.tags.get(chain_module.TAG_CHAIN_HEAD), registered.tags.get(chain_module.TAG_CHAIN_LENGTH)
+        if head != last.record_sha256 or length != str(len(entries)):
+            problem(last.sequence, last.request_id, "chain head", f"registry tags say head {str(head)[:16]}... length {length}; ledger ends at {last.record_sha256[:16]}... length {len(entries)}: records were removed from or added to the end")
+
+    ledgered_runs = {entry.mlflow_run_id for entry in entries}
+    for run_id, tags in audit_runs.items():
+        if chain_module.chain_name(tags.get("erasure.model")) == chain and run_id not in ledgered_runs:
+            problem(None, tags.get("erasure.request_id"), "record not in ledger", f"MLflow run {run_id} holds record {tags.get(chain_module.TAG_RECORD_SHA, '')[:16]}... that no ledger line covers: deleted ledger line or injected record")
+
+    for version in sorted(versions, key=lambda v: int(v.version)):
+        number = str(version.version)
+        report.versions += 1
+        seq, rid, record = produced_by.get(number, (None, version.tags.get("erasure.request_id"), None))
+        actual = artifacts.weights_sha256(chain, number)
+        tagged = version.tags.get("erasure.weights_sha256")
+        if actual is None or actual != tagged:
+            problem(seq, rid, "weights swapped", f"version {number} weights hash to {str(actual)[:16]}..., version tag says {str(tagged)[:16]}...")
+        if record is None:
+            if version.tags.get("erasure.request_id"):
+                problem(None, rid, "version without record", f"version {number} was made by request {rid} but no ledgered record produced it")
+            continue
+        if record.model.weights_sha256_after != actual:
+            problem(seq, rid, "weights swapped", f"version {number} weights hash to {str(actual)[:16]}..., audit record says {str(record.model.weights_sha256_after)[:16]}...")
+        if version.tags.get(chain_module.TAG_RECORD_SHA) != entries[seq].record_sha256:
+            problem(seq, rid, "version tag", f"version {number} tag {chain_module.TAG_RECORD_SHA} does not name this record")
+        recorded_onnx = (record.export or {}).get("onnx_sha256")
+        if recorded_onnx:
+            onnx = artifacts.onnx_sha256(chain, number, version.run_id)
+            if onnx != recorded_onnx or version.tags.get("erasure.onnx_sha256") != recorded_onnx:
+                problem(seq, rid, "onnx swapped", f"version {number} ONNX hashes to {str(onnx)[:16]}..., record says {recorded_onnx[:16]}..., tag says {str(version.tags.get('erasure.onnx_sha256'))[:16]}...")
+    return report
+
+
+def _check_attestation(settings: Settings, entry, record: AuditRecord, trusted: dict, problem) -> None:
+    raw = read_run_artifact(settings, entry.mlflow_run_id, signing.ATTESTATION_ARTIFACT)
+    if raw is None:
+        problem("attestation missing", f"{signing.ATTESTATION_ARTIFACT} of MLflow run {entry.mlflow_run_id} is gone")
+        return
+    if entry.attestation_sha256 and sha256_bytes(raw) != entry.attestation_sha256:
+        problem("attestation edited", f"sha256 {sha256_bytes(raw)[:16]}... != ledger {entry.attestation_sha256[:16]}...")
+    try:
+        statement = signing.check_attestation(json.loads(raw), trusted)
+    except (ValueError, signing.AttestationError) as error:
+        problem("signature", str(error))
+        return
+    expected = {
+        "request_id": record.request_id,
+        "model": record.model.name,
+        "version": record.model.version_after,
+        "weights_sha256": record.model.weights_sha256_after,
+        "onnx_sha256": (record.export or {}).get("onnx_sha256"),
+        "audit_record_sha256": entry.record_sha256,
+        "chain_sequence": entry.sequence,
+    }
+    for key, value in expected.items():
+        if statement.get(key) != value:
+            problem("attestation binding", f"statement.{key} = {statement.get(key)!r}, the trail says {value!r}")
+
+
+def _audit_runs(settings: Settings) -> dict[str, dict[str, str]]:
+    from pipelines.registry import client
+
+    mlflow_client = client(settings)
+    experiment = mlflow_client.get_experiment_by_name(settings.audit_experiment)
+    if experiment is None:
+        return {}
+    return {
+        run.info.run_id: run.data.tags
+        for run in mlflow_client.search_runs([experiment.experiment_id], max_results=50000)
+        if chain_module.TAG_RECORD_SHA in run.data.tags
+    }
+
+
+def verify_trail(settings: Settings, model: str | None = None, public_keys: list[Path] = ()) -> TrailReport:
+    """Verify every chain (or only `model`'s); the report lists every problem, ordered by record."""
+    trusted = signing.trusted_keys(settings, list(public_keys))
+    names = [chain_module.chain_name(model)] if model else chain_module.chains(settings)
+    artifacts = _Artifacts(settings)
+    runs = _audit_runs(settings)
+    reports = []
+    for name in names:
+        report = verify_chain(settings, name, trusted, artifacts, runs)
+        if model and report.records == 0:
+            report.problems.append(Problem(name, None, None, "no ledger", f"no audit ledger for model {model!r} at {chain_module.ledger_path(settings, name)}"))
+        reports.append(report)
+    return TrailReport(reports)
