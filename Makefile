@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup browser data model demo test bench lint clean reset
+.PHONY: help setup browser data model demo test bench bench-quick lint clean reset
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -52,6 +52,12 @@ browser: ## install Debian's chromium for the report rendering test, where apt a
 
 test: setup browser ## run the test suite (unit, data, model, end-to-end)
 	pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
+bench: setup ## compare every method with retraining (restoration + digits, 3 seeds); writes bench/results/
+	python -m bench.methods
+
+bench-quick: setup ## the same on CI-size models, a few minutes
+	python -m bench.methods --quick
 
 lint: setup ## lint the Dockerfile
 	hadolint Dockerfile
