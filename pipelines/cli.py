@@ -67,8 +67,17 @@ def model_register(
 def request_run(request_file: Path = typer.Argument(..., help="deletion request YAML")) -> None:
     """Process one deletion request. Exits 0 only when the unlearned model was verified and promoted."""
     from pipelines.flow import deletion_flow
+    from pipelines.registry import access_error
 
-    outcome = deletion_flow(str(request_file))
+    try:
+        outcome = deletion_flow(str(request_file))
+    except Exception as error:
+        # Auth refusals before the flow's first stage (creating its audit run) get one clear line.
+        refusal = error if isinstance(error, PermissionError) else access_error(error, "start the deletion flow")
+        if refusal is None:
+            raise
+        console.print(f"[bold red]refused:[/] {refusal}")
+        raise typer.Exit(3) from None
     colour = {"passed": "green", "rejected": "yellow"}.get(outcome["status"], "red")
     console.print(f"[bold {colour}]verdict: {outcome['status']}[/] request {outcome['request_id']}")
     for reason in outcome["reasons"]:
@@ -106,6 +115,58 @@ def audit_show(request_id: str = typer.Argument(..., help="request id")) -> None
         console.print(f"[red]no audit record for request {request_id!r}[/]")
         raise typer.Exit(2)
     console.print_json(record.model_dump_json())
+
+
+servers_app = typer.Typer(help="Production mode on loopback: PostgreSQL, MLflow (basic auth), Prefect server + worker.",
+                          no_args_is_help=True)
+app.add_typer(servers_app, name="servers")
+
+
+@servers_app.command("up")
+def servers_up() -> None:
+    """Start PostgreSQL, MLflow, the Prefect server, work pool, deployment and worker (idempotent)."""
+    from pipelines.servers import Servers, ServersError
+
+    servers = Servers()
+    try:
+        endpoints = servers.up()
+    except ServersError as error:
+        console.print(f"[red]servers up: {error}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"MLflow   {endpoints.mlflow_url}  (basic auth)")
+    console.print(f"Prefect  {endpoints.prefect_api_url.removesuffix('/api')}  (work pool 'erasure', deployment 'deletion-request/erasure')")
+    console.print(f"state    {servers.state_dir}  (credentials.json, logs/)")
+    console.print(f"pipeline (writes):  source {servers.env_file('pipeline')}")
+    console.print(f"auditors (read):    source {servers.env_file('auditor')}")
+
+
+@servers_app.command("down")
+def servers_down(purge: bool = typer.Option(False, help="also delete the databases, artifacts and credentials")) -> None:
+    """Stop the worker, both servers and PostgreSQL, by process group."""
+    from pipelines.servers import Servers, ServersError
+
+    try:
+        Servers().down(purge=purge)
+    except ServersError as error:
+        console.print(f"[red]servers down: {error}[/]")
+        raise typer.Exit(1) from None
+    console.print("servers stopped" + (" and their state deleted" if purge else ""))
+
+
+@servers_app.command("status")
+def servers_status() -> None:
+    """One line per server: running, stopped, or starting/unhealthy. Exits 1 unless all are running."""
+    from pipelines.servers import Servers
+
+    servers = Servers()
+    rows = servers.status()
+    endpoints = servers.endpoints()
+    table = Table("server", "state")
+    for name, state in rows.items():
+        table.add_row(name, state)
+    console.print(table)
+    console.print(f"MLflow {endpoints.mlflow_url}   Prefect API {endpoints.prefect_api_url}")
+    raise typer.Exit(0 if set(rows.values()) == {"running"} else 1)
 
 
 if __name__ == "__main__":
