@@ -169,5 +169,27 @@ def servers_status() -> None:
     raise typer.Exit(0 if set(rows.values()) == {"running"} else 1)
 
 
+@request_app.command("batch")
+def request_batch(
+    request_files: list[Path] = typer.Argument(..., help="deletion request YAMLs"),
+    dask_address: str = typer.Option(None, help="a running Dask scheduler (tcp://host:8786); default: a local cluster"),
+    workers: int = typer.Option(2, help="worker processes of the local Dask cluster"),
+    as_json: bool = typer.Option(False, "--json", help="print the outcomes as JSON"),
+) -> None:
+    """Process many requests: models in parallel on Dask, each model's requests in order. Exits 0 iff all passed."""
+    from pipelines.batch import run_batch
+
+    outcomes = run_batch([str(path) for path in request_files], address=dask_address, workers=workers)
+    if as_json:
+        print(json.dumps(outcomes))
+    else:
+        table = Table("request", "model", "status", "before", "after", "seconds")
+        for outcome in outcomes:
+            table.add_row(outcome["request_id"], outcome["model"], outcome["status"], outcome["version_before"],
+                          outcome["version_after"], f"{outcome['finished'] - outcome['started']:.1f}")
+        console.print(table)
+    raise typer.Exit(0 if all(outcome["status"] == "passed" for outcome in outcomes) else 1)
+
+
 if __name__ == "__main__":
     app()

@@ -186,7 +186,10 @@ def log_and_register(
         mlflow_client.get_registered_model(name)
     except MlflowException:
         mlflow_client.create_registered_model(name, description="Managed by Erasure: promoted only after verification.")
-    version = mlflow_client.create_model_version(name, logged.model_uri, run_id=run_id, tags={TAG_WEIGHTS: digest, **tags})
+    # model_id ties the version to its logged model: MLflow's auth app refuses a `models:/` source without it.
+    version = mlflow_client.create_model_version(
+        name, logged.model_uri, run_id=run_id, tags={TAG_WEIGHTS: digest, **tags}, model_id=logged.model_id
+    )
     return str(version.version), digest
 
 
