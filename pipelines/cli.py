@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import typer
@@ -63,12 +64,24 @@ def model_register(
     console.print(f"{model.name}@{model.alias} -> version {version}")
 
 
+def _refusal_without_traceback(record: logging.LogRecord) -> bool:
+    """Logging filter: Prefect logs a failed flow with its traceback; an auth refusal needs one line."""
+    from pipelines.registry import access_error
+
+    error = record.exc_info[1] if record.exc_info else None
+    if error is not None and (isinstance(error, PermissionError) or access_error(error, "") is not None):
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
 @request_app.command("run")
 def request_run(request_file: Path = typer.Argument(..., help="deletion request YAML")) -> None:
     """Process one deletion request. Exits 0 only when the unlearned model was verified and promoted."""
     from pipelines.flow import deletion_flow
     from pipelines.registry import access_error
 
+    for name in ("prefect.engine", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(_refusal_without_traceback)
     try:
         outcome = deletion_flow(str(request_file))
     except Exception as error:
