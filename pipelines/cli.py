@@ -80,7 +80,7 @@ def request_run(request_file: Path = typer.Argument(..., help="deletion request 
     from pipelines.flow import deletion_flow
     from pipelines.registry import access_error
 
-    for name in ("prefect.engine", "prefect.flow_runs"):
+    for name in ("prefect.engine", "prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).addFilter(_refusal_without_traceback)
     try:
         outcome = deletion_flow(str(request_file))

@@ -305,6 +305,7 @@ class Servers:
         for name in started:  # the two start in parallel; ~10 s for MLflow's migrations on PostgreSQL
             self._wait_healthy(name, health[name], state["groups"][name])
         self._create_auditor()
+        self._create_experiments()
         self._ensure_deployment()
         if not self._alive(state, "worker"):
             command, env = self._worker_command()
@@ -325,6 +326,17 @@ class Servers:
         )
         if status not in (200, 400, 409):  # 400 / 409: the user exists already
             raise ServersError(f"mlflow: creating user {AUDITOR_USER!r} returned HTTP {status}")
+
+    def _create_experiments(self) -> None:
+        """The pipeline's experiments, owned by the admin: whoever creates an experiment may write to it."""
+        settings, credentials = load_settings(), self.credentials()
+        for name in (settings.audit_experiment, settings.training_experiment):
+            status = _http_status(
+                f"{self.endpoints().mlflow_url}/api/2.0/mlflow/experiments/create",
+                data=json.dumps({"name": name}).encode(), user=ADMIN_USER, password=credentials.admin_password,
+            )
+            if status not in (200, 400):  # 400: RESOURCE_ALREADY_EXISTS
+                raise ServersError(f"mlflow: creating experiment {name!r} returned HTTP {status}")
 
     def _prefect_cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         env = {**self._base_environment(), **self.client_environment("pipeline")}

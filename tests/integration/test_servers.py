@@ -197,6 +197,11 @@ def test_read_only_user_running_a_request_gets_a_clear_refusal(pipeline, tmp_pat
     assert "refused" in result.stdout and "403 PERMISSION_DENIED" in result.stdout and AUDITOR_USER in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert champion(MODELS[1]) == "1"
+    runs = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name(load_settings().audit_experiment).experiment_id],
+        filter_string="attributes.run_name = 'req-prod-auditor'",
+    )
+    assert runs == [], "the read-only user wrote a run into the pipeline's audit experiment"
 
 
 def test_dask_batch_processes_three_models_concurrently(pipeline, tmp_path):
