@@ -20,6 +20,10 @@ from pathlib import Path
 import mlflow
 import pytest
 from mlflow import MlflowClient
+# Imported now, while the env is conftest's: Prefect freezes its settings from the env of its first
+# import, and this module must never leave the worker's other tests pointing at a server it stops.
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from pipelines import registry
 from pipelines.base_model import register_base_model
@@ -80,7 +84,8 @@ def pipeline(servers, tiny_world, data_repo, tmp_path_factory):
     original_uri = mlflow.get_tracking_uri()
     with pytest.MonkeyPatch.context() as patch:
         for key, value in servers.client_environment("pipeline").items():
-            patch.setenv(key, value)
+            if key.startswith("MLFLOW_"):  # Prefect gets its URL through temporary_settings, per call
+                patch.setenv(key, value)
         patch.setenv("ERASURE_DATA_REPO", str(data_repo))
         model_dir = tmp_path_factory.mktemp("prod-base-model")
         registry.write_model_files(tiny_world.model, "restorer-unet", model_dir)
@@ -133,9 +138,6 @@ def test_up_again_keeps_the_running_servers(servers):
 
 
 def test_deployment_run_is_picked_up_by_the_worker_and_promotes_in_mlflow(pipeline, tmp_path):
-    from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     before = champion(MODELS[0])
     path = request_file(tmp_path, "req-prod-deployment", model=f"{MODELS[0]}@champion")
     with temporary_settings(updates={PREFECT_API_URL: pipeline.endpoints().prefect_api_url}):
