@@ -1,6 +1,7 @@
 # Erasure GPU worker: runs deletion-request flows picked up from a Prefect work pool.
 # Build: docker build -t erasure-worker .   Run: docker run --gpus all -e PREFECT_API_URL=... erasure-worker
-# The base image already holds CUDA and torch 2.13.0; requirements.lock pins everything else.
+# The base image already holds CUDA and torch 2.13.0; requirements.lock pins everything else; the
+# `production` extra adds the Dask task runner (`erasure request batch`) and the PostgreSQL drivers.
 ARG BASE_IMAGE=pytorch/pytorch:2.13.0-cuda13.0-cudnn9-runtime
 FROM ${BASE_IMAGE}
 
@@ -22,7 +23,7 @@ COPY --chown=erasure:erasure pyproject.toml requirements.lock README.md ./
 COPY --chown=erasure:erasure unlearning ./unlearning
 COPY --chown=erasure:erasure pipelines ./pipelines
 COPY --chown=erasure:erasure bench ./bench
-RUN pip install -c requirements.lock -e . \
+RUN pip install -c requirements.lock -e '.[production]' \
     && python -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 
 USER 10001

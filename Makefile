@@ -67,3 +67,13 @@ clean: ## remove generated state (.erasure, models/, data/); keeps .venv
 
 reset: clean ## also remove the virtual environment
 	rm -rf $(VENV)
+
+.PHONY: servers servers-down servers-status
+servers: setup ## production mode on loopback: PostgreSQL, MLflow (basic auth), Prefect server + worker
+	erasure servers up
+
+servers-down: ## stop everything `make servers` started (by process group)
+	erasure servers down
+
+servers-status: ## which of the servers are running
+	erasure servers status

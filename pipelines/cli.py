@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import typer
@@ -71,12 +72,33 @@ def model_register(
     console.print(f"{model.name}@{model.alias} -> version {version}")
 
 
+def _refusal_without_traceback(record: logging.LogRecord) -> bool:
+    """Logging filter: Prefect logs a failed flow with its traceback; an auth refusal needs one line."""
+    from pipelines.registry import access_error
+
+    error = record.exc_info[1] if record.exc_info else None
+    if error is not None and (isinstance(error, PermissionError) or access_error(error, "") is not None):
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
 @request_app.command("run")
 def request_run(request_file: Path = typer.Argument(..., help="deletion request YAML")) -> None:
     """Process one deletion request. Exits 0 only when the unlearned model was verified and promoted."""
     from pipelines.flow import deletion_flow
+    from pipelines.registry import access_error
 
-    outcome = deletion_flow(str(request_file))
+    for name in ("prefect.engine", "prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_refusal_without_traceback)
+    try:
+        outcome = deletion_flow(str(request_file))
+    except Exception as error:
+        # Auth refusals before the flow's first stage (creating its audit run) get one clear line.
+        refusal = error if isinstance(error, PermissionError) else access_error(error, "start the deletion flow")
+        if refusal is None:
+            raise
+        console.print(f"[bold red]refused:[/] {refusal}")
+        raise typer.Exit(3) from None
     colour = {"passed": "green", "rejected": "yellow"}.get(outcome["status"], "red")
     replayed = " (already processed: recorded outcome)" if outcome["replayed"] else ""
     console.print(f"[bold {colour}]verdict: {outcome['status']}[/] request {outcome['request_id']}{replayed}")
@@ -235,6 +257,80 @@ def audit_schema(
 
     out.write_text(json_schema_text())
     console.print(f"schema: {out}")
+
+
+servers_app = typer.Typer(help="Production mode on loopback: PostgreSQL, MLflow (basic auth), Prefect server + worker.",
+                          no_args_is_help=True)
+app.add_typer(servers_app, name="servers")
+
+
+@servers_app.command("up")
+def servers_up() -> None:
+    """Start PostgreSQL, MLflow, the Prefect server, work pool, deployment and worker (idempotent)."""
+    from pipelines.servers import Servers, ServersError
+
+    servers = Servers()
+    try:
+        endpoints = servers.up()
+    except ServersError as error:
+        console.print(f"[red]servers up: {error}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"MLflow   {endpoints.mlflow_url}  (basic auth)")
+    console.print(f"Prefect  {endpoints.prefect_api_url.removesuffix('/api')}  (work pool 'erasure', deployment 'deletion-request/erasure')")
+    console.print(f"state    {servers.state_dir}  (credentials.json, logs/)")
+    console.print(f"pipeline (writes):  source {servers.env_file('pipeline')}")
+    console.print(f"auditors (read):    source {servers.env_file('auditor')}")
+
+
+@servers_app.command("down")
+def servers_down(purge: bool = typer.Option(False, help="also delete the databases, artifacts and credentials")) -> None:
+    """Stop the worker, both servers and PostgreSQL, by process group."""
+    from pipelines.servers import Servers, ServersError
+
+    try:
+        Servers().down(purge=purge)
+    except ServersError as error:
+        console.print(f"[red]servers down: {error}[/]")
+        raise typer.Exit(1) from None
+    console.print("servers stopped" + (" and their state deleted" if purge else ""))
+
+
+@servers_app.command("status")
+def servers_status() -> None:
+    """One line per server: running, stopped, or starting/unhealthy. Exits 1 unless all are running."""
+    from pipelines.servers import Servers
+
+    servers = Servers()
+    rows = servers.status()
+    endpoints = servers.endpoints()
+    table = Table("server", "state")
+    for name, state in rows.items():
+        table.add_row(name, state)
+    console.print(table)
+    console.print(f"MLflow {endpoints.mlflow_url}   Prefect API {endpoints.prefect_api_url}")
+    raise typer.Exit(0 if set(rows.values()) == {"running"} else 1)
+
+
+@request_app.command("batch")
+def request_batch(
+    request_files: list[Path] = typer.Argument(..., help="deletion request YAMLs"),
+    dask_address: str = typer.Option(None, help="a running Dask scheduler (tcp://host:8786); default: a local cluster"),
+    workers: int = typer.Option(2, help="worker processes of the local Dask cluster"),
+    as_json: bool = typer.Option(False, "--json", help="print the outcomes as JSON"),
+) -> None:
+    """Process many requests: models in parallel on Dask, each model's requests in order. Exits 0 iff all passed."""
+    from pipelines.batch import run_batch
+
+    outcomes = run_batch([str(path) for path in request_files], address=dask_address, workers=workers)
+    if as_json:
+        print(json.dumps(outcomes))
+    else:
+        table = Table("request", "model", "status", "before", "after", "seconds")
+        for outcome in outcomes:
+            table.add_row(outcome["request_id"], outcome["model"], outcome["status"], outcome["version_before"],
+                          outcome["version_after"], f"{outcome['finished'] - outcome['started']:.1f}")
+        console.print(table)
+    raise typer.Exit(0 if all(outcome["status"] == "passed" for outcome in outcomes) else 1)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ it, so a swapped artifact is caught before anything is unlearned from it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -42,6 +44,50 @@ class ModelIntegrityError(ValueError):
     """The model's weights do not match their registry record, or contain NaN/inf."""
 
 
+class RegistryAccessError(PermissionError):
+    """MLflow refused the call: no or wrong credentials (401), or a user without the permission (403)."""
+
+
+# MLflow's error codes for the auth app's refusals, with the HTTP status the server sent.
+ACCESS_ERROR_CODES = {"UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403}
+
+
+def access_error(error: Exception, action: str) -> RegistryAccessError | None:
+    """A clear RegistryAccessError for an MLflow auth refusal, or None when `error` is something else."""
+    code = getattr(error, "error_code", None)
+    if code not in ACCESS_ERROR_CODES:
+        return None
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME") or "no user (MLFLOW_TRACKING_USERNAME is unset)"
+    remedy = (
+        "set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD"
+        if code == "UNAUTHENTICATED"
+        else "use a user with EDIT or MANAGE permission on it (the pipeline's admin), not a read-only one"
+    )
+    return RegistryAccessError(
+        f"registry: MLflow at {mlflow.get_tracking_uri()} refused to {action} for {user}: "
+        f"HTTP {ACCESS_ERROR_CODES[code]} {code}; {remedy}"
+    )
+
+
+def _explain_refusals(action: str):
+    """Decorator: turn MLflow's 401/403 inside the function into a RegistryAccessError naming `action`."""
+
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            try:
+                return function(*args, **kwargs)
+            except MlflowException as error:
+                refusal = access_error(error, action)
+                if refusal is None:
+                    raise
+                raise refusal from error
+
+        return wrapper
+
+    return decorate
+
+
 @dataclass
 class RegisteredModel:
     name: str
@@ -57,6 +103,7 @@ def client(settings: Settings) -> MlflowClient:
     return MlflowClient(settings.tracking_uri)
 
 
+@_explain_refusals("read or create an experiment")
 def ensure_experiment(settings: Settings, name: str) -> str:
     """The experiment's id, created with its artifacts under ERASURE_HOME when the store is local."""
     mlflow_client = client(settings)
@@ -72,12 +119,15 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+@_explain_refusals("download a model")
 def load_by_alias(settings: Settings, name: str, alias: str) -> RegisteredModel:
     """Download and rebuild `name@alias`, checking the weights against the version's recorded hash."""
     mlflow_client = client(settings)
     try:
         version = mlflow_client.get_model_version_by_alias(name, alias)
     except MlflowException as error:
+        if access_error(error, "read a model alias") is not None:
+            raise  # a refusal is not a missing model; the decorator explains it
         raise ModelNotFoundError(f"model: no registered model version for '{name}@{alias}' ({error.error_code})") from error
     with tempfile.TemporaryDirectory() as scratch:
         local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}", dst_path=scratch))
@@ -114,6 +164,7 @@ def read_model_files(directory: Path) -> tuple[nn.Module, dict[str, Any]]:
     return model.eval(), architecture
 
 
+@_explain_refusals("register a model version")
 def log_and_register(
     settings: Settings, run_id: str, name: str, model: nn.Module, architecture: str, tags: dict[str, str]
 ) -> tuple[str, str]:
@@ -135,7 +186,10 @@ def log_and_register(
         mlflow_client.get_registered_model(name)
     except MlflowException:
         mlflow_client.create_registered_model(name, description="Managed by Erasure: promoted only after verification.")
-    version = mlflow_client.create_model_version(name, logged.model_uri, run_id=run_id, tags={TAG_WEIGHTS: digest, **tags})
+    # model_id ties the version to its logged model: MLflow's auth app refuses a `models:/` source without it.
+    version = mlflow_client.create_model_version(
+        name, logged.model_uri, run_id=run_id, tags={TAG_WEIGHTS: digest, **tags}, model_id=logged.model_id
+    )
     return str(version.version), digest
 
 
@@ -146,12 +200,14 @@ def alias_version(settings: Settings, name: str, alias: str) -> str | None:
         return None
 
 
+@_explain_refusals("tag a model version")
 def tag_version(settings: Settings, name: str, version: str, tags: dict[str, str]) -> None:
     mlflow_client = client(settings)
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(name, version, key, value)
 
 
+@_explain_refusals("move a model alias (promote)")
 def promote(settings: Settings, name: str, alias: str, version: str, previous: str | None) -> None:
     """Move `alias` to `version` (one atomic registry call), then record the lineage on both versions."""
     client(settings).set_registered_model_alias(name, alias, version)
