@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from pipelines.settings import PROJECT_ROOT, load_settings
 
@@ -145,10 +145,14 @@ def audit_list() -> None:
     """One line per audited request, newest first: request, model, versions, verdict, date, chain position."""
     from pipelines.audit import list_records
 
-    table = Table("request", "model", "versions", "verdict", "finished (UTC)", "chain #", "record sha256")
+    rows = list_records(load_settings())
+    table = Table("model", "versions", "verdict", "finished (UTC)", "chain #", "record sha256")
     for column in table.columns:
-        column.overflow = "fold"  # ids are what auditors search for: never cut them off
-    for row in list_records(load_settings()):
+        column.overflow = "fold"
+    # Request ids are what auditors search for: never wrap or cut them; the other columns give way.
+    widest = max((len(row["request_id"]) for row in rows), default=7)
+    table.columns.insert(0, Column("request", no_wrap=True, min_width=widest))
+    for row in rows:
         versions = f"{row['version_before'] or '-'} -> {row['version_after'] or '-'}"
         table.add_row(
             row["request_id"], row["model"], versions, row["status"], row["started"], row["sequence"],
