@@ -264,7 +264,7 @@ class Servers:
     def _wait_healthy(self, name: str, url: str, pgid: int, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if _http_status(url) == 200:
+            if http_status(url) == 200:
                 return
             if not group_members(pgid):
                 raise ServersError(f"{name}: exited while starting; see {self.logs / f'{name}.log'}:\n{self._log_tail(name)}")
@@ -295,7 +295,7 @@ class Servers:
         commands = {"mlflow": self._mlflow_command(ports["mlflow"]), "prefect": self._prefect_command(ports["prefect"])}
         started = []
         for name, (command, env) in commands.items():
-            if self._alive(state, name) and _http_status(health[name]) == 200:
+            if self._alive(state, name) and http_status(health[name]) == 200:
                 continue
             self._stop_group(state, name)
             _require_free_port(ports[name], name)
@@ -320,7 +320,7 @@ class Servers:
         """The read-only user auditors sign in as; it inherits default_permission = READ."""
         credentials = self.credentials()
         body = json.dumps({"username": AUDITOR_USER, "password": credentials.auditor_password}).encode()
-        status = _http_status(
+        status = http_status(
             f"{self.endpoints().mlflow_url}/api/2.0/mlflow/users/create",
             data=body, user=ADMIN_USER, password=credentials.admin_password,
         )
@@ -331,7 +331,7 @@ class Servers:
         """The pipeline's experiments, owned by the admin: whoever creates an experiment may write to it."""
         settings, credentials = load_settings(), self.credentials()
         for name in (settings.audit_experiment, settings.training_experiment):
-            status = _http_status(
+            status = http_status(
                 f"{self.endpoints().mlflow_url}/api/2.0/mlflow/experiments/create",
                 data=json.dumps({"name": name}).encode(), user=ADMIN_USER, password=credentials.admin_password,
             )
@@ -379,7 +379,7 @@ class Servers:
         for name, url in urls.items():
             if not self._alive(state, name):
                 rows[name] = "stopped"
-            elif url is None or _http_status(url) == 200:
+            elif url is None or http_status(url) == 200:
                 rows[name] = "running"
             else:
                 rows[name] = "starting or unhealthy"
@@ -471,7 +471,8 @@ def _require_free_port(port: int, name: str) -> None:
             )
 
 
-def _http_status(url: str, data: bytes | None = None, user: str | None = None, password: str | None = None) -> int | None:
+def http_status(url: str, data: bytes | None = None, user: str | None = None, password: str | None = None) -> int | None:
+    """HTTP status of a GET (or a JSON POST with `data`), with basic auth if a user is given; None if unreachable."""
     request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
     if data is not None:
         request.add_header("Content-Type", "application/json")

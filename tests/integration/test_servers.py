@@ -12,9 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import urllib.error
-import urllib.request
-from base64 import b64encode
 from pathlib import Path
 
 import mlflow
@@ -28,6 +25,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from pipelines import registry
 from pipelines.base_model import register_base_model
 from pipelines.servers import (
+    http_status,
     AUDITOR_USER,
     FLOW_NAME,
     DEPLOYMENT,
@@ -96,19 +94,6 @@ def pipeline(servers, tiny_world, data_repo, tmp_path_factory):
     mlflow.set_tracking_uri(original_uri)
 
 
-def http_status(url: str, user: str | None = None, password: str | None = None, body: dict | None = None) -> int:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET")
-    request.add_header("Content-Type", "application/json")
-    if user:
-        request.add_header("Authorization", "Basic " + b64encode(f"{user}:{password}".encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
 def champion(name: str) -> str:
     return str(MlflowClient().get_model_version_by_alias(name, "champion").version)
 
@@ -166,8 +151,8 @@ def test_unauthenticated_requests_get_401(pipeline):
     url = f"{pipeline.endpoints().mlflow_url}/api/2.0/mlflow/registered-models/get?name={MODELS[0]}"
     assert http_status(url) == 401
     credentials = pipeline.credentials()
-    assert http_status(url, AUDITOR_USER, credentials.auditor_password) == 200
-    assert http_status(url, AUDITOR_USER, "wrong-password") == 401
+    assert http_status(url, user=AUDITOR_USER, password=credentials.auditor_password) == 200
+    assert http_status(url, user=AUDITOR_USER, password="wrong-password") == 401
 
 
 def test_unauthenticated_pipeline_is_told_to_set_credentials(pipeline, monkeypatch):
@@ -181,8 +166,8 @@ def test_read_only_user_cannot_move_an_alias(pipeline, monkeypatch):
     before = champion(MODELS[0])
     alias_url = f"{pipeline.endpoints().mlflow_url}/api/2.0/mlflow/registered-models/alias"
     body = {"name": MODELS[0], "alias": "champion", "version": "1"}
-    assert http_status(alias_url, AUDITOR_USER, pipeline.credentials().auditor_password, body) == 403
-    assert http_status(alias_url, body=body) == 401
+    assert http_status(alias_url, json.dumps(body).encode(), AUDITOR_USER, pipeline.credentials().auditor_password) == 403
+    assert http_status(alias_url, json.dumps(body).encode()) == 401
 
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", AUDITOR_USER)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", pipeline.credentials().auditor_password)
