@@ -6,7 +6,7 @@ Modules, in the order a record travels: `record` (schema) -> `store` (write/read
 """
 
 from pipelines.audit.record import SCHEMA_VERSION, AuditRecord, MetricEvidence, now
-from pipelines.audit.store import RECORD_ARTIFACT, list_records, local_record_path, read_record, to_json, write_record
+from pipelines.audit.store import RECORD_ARTIFACT, list_records, local_record_path, read_record, write_record
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -18,5 +18,4 @@ __all__ = [
     "read_record",
     "list_records",
     "local_record_path",
-    "to_json",
 ]

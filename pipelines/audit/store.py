@@ -218,7 +218,3 @@ def list_records(settings: Settings) -> list[dict[str, str]]:
             }
         )
     return rows
-
-
-def to_json(record: AuditRecord) -> str:
-    return canonical_bytes(record).decode()

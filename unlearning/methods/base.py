@@ -157,10 +157,6 @@ class UnlearningMethod(ABC):
         return problem.task.loss(problem.model(batch.inputs), batch.targets).mean()
 
 
-def per_example_mse(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return (outputs.float() - targets).pow(2).flatten(1).mean(dim=1)
-
-
 def _sample(pairs: PairSet, size: int, generator: torch.Generator, device: torch.device) -> PairSet:
     batch = torch.randint(len(pairs), (min(size, len(pairs)),), generator=generator)
     return PairSet(pairs.name, pairs.inputs[batch].to(device), pairs.targets[batch].to(device))
