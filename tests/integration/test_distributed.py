@@ -12,7 +12,6 @@ from safetensors.torch import load_file
 
 from pipelines import registry
 from tests.conftest import CPU
-from tests.integration.ports import free_ports
 from unlearning.data.restoration import set_path
 from unlearning.methods import UnlearningProblem, create_method
 
@@ -29,10 +28,8 @@ def test_two_rank_ddp_matches_one_process(tiny_world, tmp_path):
     for name in ("haze", "noise", "rain"):
         sets[name] = tmp_path / f"{name}.safetensors"
         sets[name].write_bytes(tiny_world.files[set_path("train", name)])
-    (port,) = free_ports(1)
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-        "--master_addr=127.0.0.1", f"--master_port={port}",
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
         "-m", "pipelines.distributed", "--model-dir", str(model_dir), "--forget", str(sets["haze"]),
         "--retain", str(sets["noise"]), str(sets["rain"]), "--method", METHOD, "--params", json.dumps(PARAMS),
         "--out", str(tmp_path / "ddp"),
