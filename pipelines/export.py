@@ -1,4 +1,4 @@
-"""ONNX export with dynamic batch/height/width, checked against the torch model with onnxruntime."""
+"""ONNX export with dynamic batch (and image height/width), checked against the torch model with onnxruntime."""
 
 from __future__ import annotations
 
@@ -36,14 +36,21 @@ class ExportResult:
         }
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
-    model = model.cpu().eval()
-    batch, height, width = torch.export.Dim("batch"), torch.export.Dim("height"), torch.export.Dim("width")
+def _dynamic_shapes(model: nn.Module, example: torch.Tensor) -> dict:
+    """Batch always varies; images also vary in height and width."""
+    batch = torch.export.Dim("batch")
+    if example.dim() != 4:
+        return {"x": {0: batch}}
     # The U-Net halves H and W `levels` times, so the exporter needs multiples of 2**levels.
     stride = 2 ** getattr(getattr(model, "config", None), "levels", 0)
-    dynamic_shapes = {"x": {0: batch, 2: stride * torch.export.Dim("h_blocks"), 3: stride * torch.export.Dim("w_blocks")}}
     if stride == 1:
-        dynamic_shapes = {"x": {0: batch, 2: height, 3: width}}
+        return {"x": {0: batch, 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}}
+    return {"x": {0: batch, 2: stride * torch.export.Dim("h_blocks"), 3: stride * torch.export.Dim("w_blocks")}}
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
+    model = model.cpu().eval()
+    dynamic_shapes = _dynamic_shapes(model, example)
     # The exporter warns about optional torchvision ops and prints progress; neither concerns us.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():

@@ -1,9 +1,11 @@
 """The deletion-request flow: one Prefect task per stage, in the order a request travels.
 
-load request -> pull model -> pull data -> validate -> unlearn -> verify
+load request -> pull model -> check thresholds -> pull data -> validate -> unlearn -> verify
   -> (passed) register candidate -> export ONNX + parity -> promote
   -> audit record, whatever happened.
 
+The model's architecture says what it does (restoration or classification): that picks the
+thresholds that apply, the forget set's schema, the unlearning task and the verification.
 The candidate is registered and exported *before* the alias moves, so the served alias only ever
 points at a version whose verification and ONNX parity both passed.
 """
@@ -22,19 +24,18 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from pipelines import datastore, registry, validation
-from pipelines.audit import AuditRecord, MetricEvidence, local_record_path, now, read_record, write_record
-from pipelines.audit.evidence import restoration_evidence
+from pipelines.audit import AuditRecord, local_record_path, now, read_record, write_record
 from pipelines.audit.publish import publish_prefect_artifacts
 from pipelines.datastore import DataRevisionError, FetchedFile
+from pipelines.evaluation import Assessment, EvaluationSets, assess
 from pipelines.export import export_and_check
 from pipelines.request import DeletionRequest, RequestError, load_request, raw_request_id
 from pipelines.settings import Settings, load_settings
-from unlearning.data.pairs import CorruptDataError, PairSet, concat, decode_arrays
+from unlearning.data.pairs import CorruptDataError, PairSet, concat, decode_arrays, without
 from unlearning.device import best_device
 from unlearning.methods import UnlearningProblem, create_method
 from unlearning.methods.base import DivergenceError, UnlearningError
-from unlearning.metrics import RestorationScores, score_restoration
-from unlearning.verify import Verdict, verify_restoration
+from unlearning.tasks import Task, task_for
 
 # Errors caused by what the request asked for or pointed at: the request is refused ("rejected").
 # Anything else is the platform's fault ("failed").
@@ -107,35 +108,50 @@ def pull_data_stage(settings: Settings, request: DeletionRequest) -> RequestData
 
 
 @task(name="validate forget set", cache_policy=NO_CACHE)
-def validate_stage(request: DeletionRequest, data: RequestData) -> validation.ValidationSummary:
+def validate_stage(request: DeletionRequest, data: RequestData, task: Task) -> validation.ValidationSummary:
     forget_arrays, _ = decode_arrays(data.forget.content, data.forget.path)
     evaluation_arrays, _ = decode_arrays(data.evaluation[_set_name(request.forget.evaluation)].content, "evaluation")
     return validation.validate_forget_set(
         forget_arrays["inputs"],
         forget_arrays["targets"],
-        expected_shape=tuple(evaluation_arrays["inputs"].shape[1:]),
+        validation.SetSchema.like(evaluation_arrays, task.kind, getattr(task, "classes", None)),
         evaluation_inputs=evaluation_arrays["inputs"],
     )
 
 
+def _retain_set(data: RequestData, forget: PairSet) -> tuple[PairSet | None, int]:
+    """The retain sets less any example the request deletes (a whole split may be named as retain data)."""
+    if not data.retain:
+        return None, 0
+    return without(concat([_pairs(f) for f in data.retain], "retain"), forget)
+
+
 @task(name="unlearn", cache_policy=NO_CACHE)
-def unlearn_stage(request: DeletionRequest, original: registry.RegisteredModel, data: RequestData, device: torch.device):
-    method = create_method(request.method.name, request.method.params, task_kind="restoration")
-    retain = concat([_pairs(f) for f in data.retain], "retain") if data.retain else None
+def unlearn_stage(request: DeletionRequest, original: registry.RegisteredModel, data: RequestData, device: torch.device,
+                  task: Task):
+    method = create_method(request.method.name, request.method.params, task_kind=task.kind)
+    forget = _pairs(data.forget)
+    retain, excluded = _retain_set(data, forget)
     model = copy.deepcopy(original.model)
     torch.manual_seed(method.params.seed)
-    problem = UnlearningProblem(model=model, forget=_pairs(data.forget), retain=retain, device=device)
+    problem = UnlearningProblem(model=model, forget=forget, retain=retain, device=device, task=task)
     outcome = method.run(problem)
-    return model.cpu().eval(), method, outcome
+    retained = {"retain_examples": len(retain) if retain is not None else 0, "retain_examples_excluded_as_forget": excluded}
+    return model.cpu().eval(), method, outcome, retained
+
+
+def evaluation_sets(request: DeletionRequest, data: RequestData) -> EvaluationSets:
+    """The request's held-out sets; the kept ones less the held-out examples of the forgotten data."""
+    forgotten = _set_name(request.forget.evaluation)
+    sets = {name: _pairs(fetched) for name, fetched in data.evaluation.items()}
+    sets = {name: pairs if name == forgotten else without(pairs, sets[forgotten])[0] for name, pairs in sets.items()}
+    return EvaluationSets(forget=_pairs(data.forget), forgotten=forgotten, sets=sets)
 
 
 @task(name="verify", cache_policy=NO_CACHE)
-def verify_stage(request, original, unlearned, data: RequestData, device):
-    evaluation = {name: _pairs(fetched) for name, fetched in data.evaluation.items()}
-    before = {name: score_restoration(original.model, pairs, device) for name, pairs in evaluation.items()}
-    after = {name: score_restoration(unlearned, pairs, device) for name, pairs in evaluation.items()}
-    verdict = verify_restoration(before, after, [_set_name(request.forget.evaluation)], request.thresholds.for_restoration())
-    return before, after, verdict
+def verify_stage(request, task: Task, original, unlearned, data: RequestData, device, seeds: dict[str, int]) -> Assessment:
+    thresholds = request.thresholds.for_task(task.kind, request.model)
+    return assess(task, thresholds, original.model, unlearned, evaluation_sets(request, data), device, seeds)
 
 
 # Not retried: a retry after a half-finished registration could create a duplicate version.
@@ -180,22 +196,6 @@ def audit_stage(settings, record: AuditRecord) -> Path:
     return write_record(settings, record)
 
 
-def _score_evidence(before: dict[str, RestorationScores], after: dict[str, RestorationScores], verdict: Verdict):
-    evidence = []
-    for name in sorted(after):
-        for stage, scores in (("before", before[name]), ("after", after[name])):
-            evidence += [
-                MetricEvidence(name=f"{stage}.{name}.psnr", value=scores.psnr),
-                MetricEvidence(name=f"{stage}.{name}.ssim", value=scores.ssim),
-            ]
-        evidence.append(MetricEvidence(name=f"input.{name}.psnr", value=after[name].input_psnr))
-    evidence += [
-        MetricEvidence(name=c.name, value=c.value, threshold=c.threshold, comparator=c.comparator, passed=c.passed)
-        for c in verdict.checks
-    ]
-    return evidence
-
-
 @flow(name="deletion-request", log_prints=True)
 def deletion_flow(request_file: str) -> dict:
     """Process one deletion request file; returns the outcome. Never raises for a refused request."""
@@ -228,6 +228,10 @@ def deletion_flow(request_file: str) -> dict:
         original = pull_model_stage(settings, request)
         record.model.version_before, record.model.weights_sha256_before = original.version, original.weights_sha256
 
+        stage = "check thresholds"
+        task = task_for(original.model)
+        request.thresholds.for_task(task.kind, request.model)  # refuse misplaced thresholds before any work
+
         stage = "pull data"
         data = pull_data_stage(settings, request)
         record.forget_data = {**data.forget.provenance(), "examples": None}
@@ -235,7 +239,7 @@ def deletion_flow(request_file: str) -> dict:
         record.evaluation_data = [f.provenance() for f in data.evaluation.values()]
 
         stage = "validate"
-        summary = validate_stage(request, data)
+        summary = validate_stage(request, data, task)
         record.validation = summary.as_record()
         record.forget_data["examples"] = len(decode_arrays(data.forget.content, data.forget.path)[0]["inputs"])
 
@@ -243,20 +247,18 @@ def deletion_flow(request_file: str) -> dict:
         device = best_device()
         record.device = str(device)
         started = time.perf_counter()
-        unlearned, method, outcome = unlearn_stage(request, original, data, device)
+        unlearned, method, outcome, retained = unlearn_stage(request, original, data, device, task)
         record.method = {"name": method.name, "params": method.params.model_dump()}
-        record.unlearning = {"steps": outcome.steps, "seconds": round(outcome.seconds, 3), "needs_retain": method.needs_retain}
+        record.unlearning = {"task": task.kind, "steps": outcome.steps, "seconds": round(outcome.seconds, 3),
+                             "needs_retain": method.needs_retain, **retained}
         for key, value in method.params.model_dump().items():
             mlflow_client.log_param(run.info.run_id, f"method.{key}", value)
 
         stage = "verify"
-        before, after, verdict = verify_stage(request, original, unlearned, data, device)
-        record.metrics = _score_evidence(before, after, verdict)
+        assessment = verify_stage(request, task, original, unlearned, data, device, {"method": method.params.seed})
+        verdict = assessment.verdict
         record.verdict = {"passed": verdict.passed, "reasons": verdict.reasons}
-        record.metrics, record.evidence = restoration_evidence(
-            record.metrics, original.model, unlearned, {n: _pairs(f) for n, f in data.evaluation.items()}, device,
-            {"method": method.params.seed},
-        )
+        record.metrics, record.evidence = assessment.metrics, assessment.evidence
         for evidence in record.metrics:
             mlflow_client.log_metric(run.info.run_id, evidence.name, evidence.value)
         record.unlearning["seconds_total"] = round(time.perf_counter() - started, 3)

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from unlearning.verify import RestorationThresholds
+from unlearning.verify import ClassificationThresholds, RestorationThresholds
 
 
 class RequestError(ValueError):
@@ -44,12 +44,34 @@ class MethodSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class Thresholds(_Strict):
-    forget_max_gain_db: float = Field(0.5, ge=-10.0, le=30.0)
-    retain_max_drop_db: float = Field(0.3, ge=-10.0, le=30.0)
+RESTORATION_THRESHOLDS = ("forget_max_gain_db", "retain_max_drop_db")
+CLASSIFICATION_THRESHOLDS = ("forget_max_accuracy", "test_max_drop", "mia_max_excess")
 
-    def for_restoration(self) -> RestorationThresholds:
-        return RestorationThresholds(**self.model_dump())
+
+class Thresholds(_Strict):
+    """Pass criteria; each applies to one kind of model and is left unset (default) for the other.
+    Unset thresholds take the defaults of unlearning.verify."""
+
+    forget_max_gain_db: float | None = Field(None, ge=-10.0, le=30.0, description="restoration")
+    retain_max_drop_db: float | None = Field(None, ge=-10.0, le=30.0, description="restoration")
+    forget_max_accuracy: float | None = Field(None, ge=0.0, le=1.0, description="classification")
+    test_max_drop: float | None = Field(None, ge=0.0, le=1.0, description="classification")
+    mia_max_excess: float | None = Field(None, ge=0.0, le=0.5, description="classification")
+
+    def for_task(self, task_kind: str, model: "ModelRef") -> RestorationThresholds | ClassificationThresholds:
+        """The thresholds for a model of `task_kind`; a threshold meant for the other kind is an error,
+        since silently ignoring it would verify the request against criteria nobody asked for."""
+        own, other, config = {
+            "restoration": (RESTORATION_THRESHOLDS, CLASSIFICATION_THRESHOLDS, RestorationThresholds),
+            "classification": (CLASSIFICATION_THRESHOLDS, RESTORATION_THRESHOLDS, ClassificationThresholds),
+        }[task_kind]
+        misplaced = [name for name in other if getattr(self, name) is not None]
+        if misplaced:
+            raise RequestError(
+                f"thresholds.{misplaced[0]}: applies to {'classification' if task_kind == 'restoration' else 'restoration'} "
+                f"models, but {model} is a {task_kind} model; its thresholds are {list(own)}"
+            )
+        return config(**{name: getattr(self, name) for name in own if getattr(self, name) is not None})
 
 
 class PrivacyOptions(_Strict):

@@ -1,7 +1,9 @@
 """Great Expectations checks on a forget set before any weight is touched.
 
 Each example becomes one row of facts (hashes, shape, dtype, value range, non-finite count), never
-its pixels, so GX results can be kept in the audit trail without leaking the data.
+its pixels, so GX results can be kept in the audit trail without leaking the data. What the rows must
+say (`SetSchema`) comes from the request's evaluation set and the kind of model: uint8 image pairs
+for a restorer, [0, 1] features with class labels for a classifier.
 """
 
 from __future__ import annotations
@@ -31,6 +33,35 @@ class ValidationSummary:
 SUITE_NAME = "forget-set"
 
 
+@dataclass(frozen=True)
+class SetSchema:
+    """What every forget example must look like to be the model's kind of data."""
+
+    input_shape: str
+    target_shape: str
+    dtype: str  # "<input dtype>/<target dtype>"
+    input_range: tuple[float, float]
+    target_range: tuple[float, float]
+
+    @classmethod
+    def like(cls, evaluation: dict[str, np.ndarray], task_kind: str, classes: int | None = None) -> "SetSchema":
+        """The schema of the request's evaluation set, with value ranges from the task: pixels in
+        [0, 255] (uint8) or [0, 1]; restoration targets like the inputs, class labels in [0, classes)."""
+        inputs, targets = evaluation["inputs"], evaluation["targets"]
+        input_range = (0.0, 255.0) if inputs.dtype == np.uint8 else (0.0, 1.0)
+        if task_kind == "classification":
+            if classes is None:
+                raise ValueError("a classification schema needs the number of classes")
+            target_range = (0.0, float(classes - 1))
+        else:
+            target_range = input_range
+        return cls(_shape(inputs[0]), _shape(targets[0]), f"{inputs.dtype}/{targets.dtype}", input_range, target_range)
+
+
+def _shape(example: np.ndarray) -> str:
+    return "x".join(map(str, np.shape(example))) or "scalar"
+
+
 def example_hashes(arrays: np.ndarray) -> list[str]:
     return [hashlib.sha256(np.ascontiguousarray(example).tobytes()).hexdigest() for example in arrays]
 
@@ -39,24 +70,28 @@ def describe_examples(inputs: np.ndarray, targets: np.ndarray) -> pd.DataFrame:
     """One row per example: identifying hashes and summary statistics, no content."""
     rows = []
     for example_input, example_target in zip(inputs, targets):
-        values = np.concatenate([example_input.ravel(), example_target.ravel()]).astype(np.float64)
-        finite = values[np.isfinite(values)]
+        input_values = np.asarray(example_input, dtype=np.float64).ravel()
+        target_values = np.asarray(example_target, dtype=np.float64).ravel()
+        finite_input, finite_target = input_values[np.isfinite(input_values)], target_values[np.isfinite(target_values)]
         rows.append(
             {
                 "input_sha256": hashlib.sha256(np.ascontiguousarray(example_input).tobytes()).hexdigest(),
                 "example_sha256": hashlib.sha256(
                     np.ascontiguousarray(example_input).tobytes() + np.ascontiguousarray(example_target).tobytes()
                 ).hexdigest(),
-                "input_shape": "x".join(map(str, example_input.shape)),
-                "target_shape": "x".join(map(str, example_target.shape)),
-                "dtype": f"{example_input.dtype}/{example_target.dtype}",
-                "min_value": float(finite.min()) if finite.size else float("nan"),
-                "max_value": float(finite.max()) if finite.size else float("nan"),
-                "nonfinite_count": int(values.size - finite.size),
+                "input_shape": _shape(example_input),
+                "target_shape": _shape(example_target),
+                "dtype": f"{np.asarray(example_input).dtype}/{np.asarray(example_target).dtype}",
+                "min_value": float(finite_input.min()) if finite_input.size else float("nan"),
+                "max_value": float(finite_input.max()) if finite_input.size else float("nan"),
+                "target_min": float(finite_target.min()) if finite_target.size else float("nan"),
+                "target_max": float(finite_target.max()) if finite_target.size else float("nan"),
+                "nonfinite_count": int(input_values.size - finite_input.size + target_values.size - finite_target.size),
             }
         )
-    columns = ["input_sha256", "example_sha256", "input_shape", "target_shape", "dtype", "min_value", "max_value"]
-    return pd.DataFrame(rows, columns=columns + ["nonfinite_count"])
+    columns = ["input_sha256", "example_sha256", "input_shape", "target_shape", "dtype", "min_value", "max_value",
+               "target_min", "target_max", "nonfinite_count"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 @lru_cache(maxsize=1)
@@ -70,36 +105,38 @@ def _gx_context():
     return context, asset.add_batch_definition_whole_dataframe("whole")
 
 
-def build_suite(expected_shape: tuple[int, ...], evaluation_input_hashes: list[str]):
-    """The forget-set suite: not empty, no duplicates, the model's shape and dtype, pixels in [0, 255],
+def build_suite(schema: SetSchema, evaluation_input_hashes: list[str]):
+    """The forget-set suite: not empty, no duplicates, the model's shapes and dtypes, values in range,
     nothing non-finite, and no example that is also used to evaluate the model."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    shape = "x".join(map(str, expected_shape))
+    (low, high), (target_low, target_high) = schema.input_range, schema.target_range
     return gx.ExpectationSuite(
         name=SUITE_NAME,
         expectations=[
             gxe.ExpectTableRowCountToBeBetween(min_value=1),
             gxe.ExpectColumnValuesToBeUnique(column="example_sha256"),
-            gxe.ExpectColumnValuesToBeInSet(column="input_shape", value_set=[shape]),
-            gxe.ExpectColumnValuesToBeInSet(column="target_shape", value_set=[shape]),
-            gxe.ExpectColumnValuesToBeInSet(column="dtype", value_set=["uint8/uint8"]),
+            gxe.ExpectColumnValuesToBeInSet(column="input_shape", value_set=[schema.input_shape]),
+            gxe.ExpectColumnValuesToBeInSet(column="target_shape", value_set=[schema.target_shape]),
+            gxe.ExpectColumnValuesToBeInSet(column="dtype", value_set=[schema.dtype]),
             gxe.ExpectColumnValuesToBeBetween(column="nonfinite_count", min_value=0, max_value=0),
-            gxe.ExpectColumnValuesToBeBetween(column="min_value", min_value=0, max_value=255),
-            gxe.ExpectColumnValuesToBeBetween(column="max_value", min_value=0, max_value=255),
+            gxe.ExpectColumnValuesToBeBetween(column="min_value", min_value=low, max_value=high),
+            gxe.ExpectColumnValuesToBeBetween(column="max_value", min_value=low, max_value=high),
+            gxe.ExpectColumnValuesToBeBetween(column="target_min", min_value=target_low, max_value=target_high),
+            gxe.ExpectColumnValuesToBeBetween(column="target_max", min_value=target_low, max_value=target_high),
             gxe.ExpectColumnValuesToNotBeInSet(column="input_sha256", value_set=evaluation_input_hashes),
         ],
     )
 
 
 def validate_forget_set(
-    inputs: np.ndarray, targets: np.ndarray, expected_shape: tuple[int, ...], evaluation_inputs: np.ndarray
+    inputs: np.ndarray, targets: np.ndarray, schema: SetSchema, evaluation_inputs: np.ndarray
 ) -> ValidationSummary:
     """Run the suite; raise ForgetSetValidationError naming every failed expectation."""
     _, batch_definition = _gx_context()
     frame = describe_examples(inputs, targets)
-    suite = build_suite(expected_shape, example_hashes(evaluation_inputs))
+    suite = build_suite(schema, example_hashes(evaluation_inputs))
     result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(suite)
     failures = []
     for outcome in result.results:

@@ -77,3 +77,13 @@ class Classification(Task):
 
 RESTORATION = Restoration()
 TASK_KINDS = ("restoration", "classification")
+
+
+def task_for(model: torch.nn.Module) -> Task:
+    """The task a model's architecture solves (its `task_kind`), configured for that model."""
+    kind = getattr(model, "task_kind", None)
+    if kind == "restoration":
+        return RESTORATION
+    if kind == "classification":
+        return Classification(model.config.classes)
+    raise ValueError(f"{type(model).__name__} declares no task_kind; expected one of {TASK_KINDS}")

@@ -18,7 +18,7 @@ def test_example_request_is_valid():
     request = load_request(EXAMPLE)
     assert (request.model.name, request.model.alias) == ("restorer", "champion")
     assert request.method.name == "gradient_ascent"
-    assert request.thresholds.forget_max_gain_db == 0.5
+    assert request.thresholds.for_task("restoration", request.model).forget_max_gain_db == 0.5
 
 
 @pytest.mark.parametrize(

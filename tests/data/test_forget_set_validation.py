@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from pipelines.validation import ForgetSetValidationError, validate_forget_set
+from pipelines.validation import ForgetSetValidationError, SetSchema, validate_forget_set
 from unlearning.data.pairs import decode_arrays
+from unlearning.data.digits import DigitsDataConfig, build_digits_sets, class_set_path
 from unlearning.data.restoration import set_path
 
 
@@ -16,13 +17,13 @@ def sets(tiny_world):
 
 
 def check(inputs, targets, evaluation):
-    return validate_forget_set(inputs, targets, tuple(evaluation["inputs"].shape[1:]), evaluation["inputs"])
+    return validate_forget_set(inputs, targets, SetSchema.like(evaluation, "restoration"), evaluation["inputs"])
 
 
 def test_clean_forget_set_passes(sets):
     forget, evaluation = sets
     summary = check(forget["inputs"], forget["targets"], evaluation)
-    assert summary.success and summary.evaluated == 9
+    assert summary.success and summary.evaluated == 11
 
 
 @pytest.mark.parametrize(
@@ -62,3 +63,32 @@ def test_failure_message_holds_counts_not_pixels(sets):
     with pytest.raises(ForgetSetValidationError) as error:
         check(inputs, forget["targets"], evaluation)
     assert "1000" not in str(error.value) and "unexpected" in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def digit_sets():
+    files = build_digits_sets(DigitsDataConfig())
+    forget, _ = decode_arrays(files[class_set_path("train", 8)], "forget")
+    evaluation, _ = decode_arrays(files[class_set_path("test", 8)], "eval")
+    return forget, evaluation, SetSchema.like(evaluation, "classification", classes=10)
+
+
+def test_a_class_of_digits_passes_as_classifier_data(digit_sets):
+    forget, evaluation, schema = digit_sets
+    assert validate_forget_set(forget["inputs"], forget["targets"], schema, evaluation["inputs"]).success
+
+
+@pytest.mark.parametrize(
+    "corrupt, expectation",
+    [
+        (lambda i, t: (i, t + 5), "column=target_max"),
+        (lambda i, t: (i * 16, t), "column=max_value"),
+        (lambda i, t: (i.reshape(-1, 8, 8), t), "column=input_shape"),
+    ],
+    ids=["label-out-of-range", "unscaled-features", "wrong-shape"],
+)
+def test_broken_classifier_data_is_refused(digit_sets, corrupt, expectation):
+    forget, evaluation, schema = digit_sets
+    inputs, targets = corrupt(forget["inputs"], forget["targets"])
+    with pytest.raises(ForgetSetValidationError, match=expectation):
+        validate_forget_set(inputs, targets, schema, evaluation["inputs"])

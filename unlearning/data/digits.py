@@ -1,6 +1,7 @@
 """The digits classification data set (sklearn's 8x8 digits, offline): train and test set files.
 
-Each file holds `inputs` (N x 64 float32 in [0, 1]), `targets` (N int64 class labels) and `ids`
+`digits/{train,test}.safetensors` hold a whole split; `digits/{train,test}/class-K.safetensors` the
+same examples of one class, so a deletion request can name a class's data as a DVC path. Each file holds `inputs` (N x 64 float32 in [0, 1]), `targets` (N int64 class labels) and `ids`
 (N int64, the example's row in `load_digits`, stable across splits so a request can name examples).
 The split is stratified and seeded; same config, same bytes.
 """
@@ -31,6 +32,10 @@ def set_path(split: str) -> str:
     return f"digits/{split}.safetensors"
 
 
+def class_set_path(split: str, label: int) -> str:
+    return f"digits/{split}/class-{label}.safetensors"
+
+
 def build_digits_sets(config: DigitsDataConfig) -> dict[str, bytes]:
     """Train and test set files' bytes keyed by relative path."""
     digits = load_digits()
@@ -45,11 +50,17 @@ def build_digits_sets(config: DigitsDataConfig) -> dict[str, bytes]:
     test_ids = np.setdiff1d(np.arange(len(labels)), train_ids)
     files = {}
     for split, ids in (("train", train_ids), ("test", test_ids)):
-        arrays = {"inputs": inputs[ids], "targets": labels[ids], "ids": ids.astype(np.int64)}
         metadata = {"task": "classification", "dataset": "sklearn-digits", "split": split,
                     "train_fraction": str(config.train_fraction), "seed": str(config.seed)}
-        files[set_path(split)] = encode_arrays(arrays, metadata)
+        files[set_path(split)] = _encode(inputs, labels, ids, metadata)
+        for label in range(CLASSES):
+            members = ids[labels[ids] == label]
+            files[class_set_path(split, label)] = _encode(inputs, labels, members, {**metadata, "class": str(label)})
     return files
+
+
+def _encode(inputs: np.ndarray, labels: np.ndarray, ids: np.ndarray, metadata: dict[str, str]) -> bytes:
+    return encode_arrays({"inputs": inputs[ids], "targets": labels[ids], "ids": ids.astype(np.int64)}, metadata)
 
 
 def load_set(files: dict[str, bytes], split: str) -> PairSet:

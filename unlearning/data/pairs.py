@@ -7,6 +7,7 @@ for identical arrays, so DVC hashes stay stable across machines.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -78,3 +79,20 @@ class PairSet:
 def concat(sets: list[PairSet], name: str) -> PairSet:
     ids = torch.cat([s.ids for s in sets]) if all(s.ids is not None for s in sets) else None
     return PairSet(name, torch.cat([s.inputs for s in sets]), torch.cat([s.targets for s in sets]), ids)
+
+
+def _example_key(example_input: torch.Tensor, example_target: torch.Tensor) -> bytes:
+    return hashlib.sha256(example_input.numpy().tobytes() + example_target.numpy().tobytes()).digest()
+
+
+def without(pairs: PairSet, excluded: PairSet) -> tuple[PairSet, int]:
+    """`pairs` less every example that is also in `excluded` (same input and target), and how many went.
+
+    A request may name a whole split as retain data: the examples it asks to forget must not be
+    learned again from there, nor count towards what the model keeps.
+    """
+    dropped = {_example_key(i, t) for i, t in zip(excluded.inputs, excluded.targets)}
+    keep = [k for k, (i, t) in enumerate(zip(pairs.inputs, pairs.targets)) if _example_key(i, t) not in dropped]
+    if len(keep) == len(pairs):
+        return pairs, 0
+    return pairs.subset(torch.tensor(keep, dtype=torch.long)), len(pairs) - len(keep)

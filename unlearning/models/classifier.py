@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -18,6 +19,8 @@ class ClassifierConfig:
 
 class DigitsClassifier(nn.Module):
     """Flattens its input, so (N, 64) and (N, 1, 8, 8) both work; returns logits (N, classes)."""
+
+    task_kind: ClassVar[str] = "classification"
 
     def __init__(self, config: ClassifierConfig = ClassifierConfig()):
         super().__init__()

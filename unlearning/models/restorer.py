@@ -7,6 +7,7 @@ exactly the behaviour a forgotten degradation should fall back to.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -29,6 +30,8 @@ def _block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 class Restorer(nn.Module):
     """U-Net restorer; height and width must be multiples of 2**levels."""
+
+    task_kind: ClassVar[str] = "restoration"
 
     def __init__(self, config: RestorerConfig = RestorerConfig()):
         super().__init__()
