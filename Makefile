@@ -34,9 +34,9 @@ data: setup ## rebuild data/ deterministically, prove its hash matches data.dvc,
 	@git diff --quiet -- data.dvc || { echo "data/ no longer matches the committed data.dvc: see 'git diff data.dvc'"; exit 1; }
 	dvc push -q
 
-model: data ## train (dvc repro) and register the base model restorer@champion
+model: data ## train (dvc repro) and register the base models restorer@champion, digits-classifier@champion
 	dvc repro
-	dvc repro --force --single-item register
+	dvc repro --force --single-item register register-classifier
 
 demo: model ## set up, then run the example deletion request end to end
 	erasure request run requests/examples/forget-haze.yaml

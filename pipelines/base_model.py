@@ -1,4 +1,5 @@
-"""The base model that deletion requests start from: trained by the DVC `train` stage, then registered."""
+"""The base models that deletion requests start from, trained by the DVC `train*` stages, then registered:
+the all-in-one restorer (`model` in params.yaml) and the digits classifier (`classifier`)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from pydantic import BaseModel, ConfigDict
 
 from pipelines import registry
 from pipelines.settings import Settings
+from unlearning.data.digits import CLASSES, DigitsDataConfig, class_set_path
+from unlearning.data.digits import set_path as digits_set_path
 from unlearning.data.pairs import PairSet, decode_arrays
 from unlearning.data.restoration import RestorationDataConfig, set_path
 from unlearning.data.degradations import DEGRADATIONS
 from unlearning.device import best_device
-from unlearning.metrics import score_restoration
+from unlearning.metrics import accuracy, score_restoration
 from unlearning.models import build_model
-from unlearning.train import TrainConfig, train_restorer
+from unlearning.tasks import Classification
+from unlearning.train import TrainConfig, train_model, train_restorer
 
 
 class _Section(BaseModel):
@@ -33,12 +37,27 @@ class ModelParams(_Section):
     levels: int = 2
 
 
+class ClassifierParams(_Section):
+    name: str = "digits-classifier"
+    alias: str = "champion"
+    architecture: str = "digits-mlp"
+    hidden: int = 256
+    depth: int = 2
+    train: dict[str, Any] = {}
+
+
 class Params(_Section):
     """params.yaml, typed."""
 
     data: dict[str, Any]
     model: ModelParams
     train: dict[str, Any]
+    digits: dict[str, Any] = {}
+    classifier: ClassifierParams = ClassifierParams()
+
+    @property
+    def digits_config(self) -> DigitsDataConfig:
+        return DigitsDataConfig(**self.digits)
 
     @property
     def data_config(self) -> RestorationDataConfig:
@@ -54,8 +73,11 @@ def load_params(path: Path) -> Params:
 
 
 def _read_set(data_root: Path, split: str, degradation: str) -> PairSet:
-    path = data_root / set_path(split, degradation)
-    return PairSet.from_arrays(degradation, decode_arrays(path.read_bytes(), str(path))[0])
+    return _read_file(data_root / set_path(split, degradation), degradation)
+
+
+def _read_file(path: Path, name: str) -> PairSet:
+    return PairSet.from_arrays(name, decode_arrays(path.read_bytes(), str(path))[0])
 
 
 def train_base_model(params: Params, data_root: Path, out_dir: Path, show_progress: bool = True) -> dict[str, float]:
@@ -70,6 +92,22 @@ def train_base_model(params: Params, data_root: Path, out_dir: Path, show_progre
     for name in DEGRADATIONS:
         scores = score_restoration(model, _read_set(data_root, "eval", name), device)
         metrics |= {f"{name}.psnr": scores.psnr, f"{name}.ssim": scores.ssim, f"{name}.input_psnr": scores.input_psnr}
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    return metrics
+
+
+def train_base_classifier(params: Params, data_root: Path, out_dir: Path, show_progress: bool = True) -> dict[str, float]:
+    """Train the digits classifier on the train split; write weights, architecture and test accuracies."""
+    device, config = best_device(), params.classifier
+    train_config = TrainConfig(**config.train)
+    torch.manual_seed(train_config.seed)
+    model = build_model(config.architecture, {"hidden": config.hidden, "depth": config.depth, "classes": CLASSES})
+    train_set = _read_file(data_root / digits_set_path("train"), "train")
+    train_model(model, train_set, Classification(CLASSES), train_config, device, show_progress=show_progress)
+    registry.write_model_files(model.cpu(), config.architecture, out_dir)
+    metrics = {"test.accuracy": accuracy(model, _read_file(data_root / digits_set_path("test"), "test"), device)}
+    for label in range(CLASSES):
+        metrics[f"test.class-{label}.accuracy"] = accuracy(model, _read_file(data_root / class_set_path("test", label), "c"), device)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     return metrics
 

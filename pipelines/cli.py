@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -35,15 +36,22 @@ DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
 @data_app.command("build")
 def data_build(
     out: Path = typer.Option(PROJECT_ROOT / "data", help="data root to write"),
-    params: Path = typer.Option(DEFAULT_PARAMS, help="params.yaml with a `data` section"),
+    params: Path = typer.Option(DEFAULT_PARAMS, help="params.yaml with `data` and `digits` sections"),
 ) -> None:
-    """Synthesise the restoration sets; the same params always give the same bytes."""
+    """Synthesise the restoration sets and split the digits; the same params always give the same bytes."""
     from pipelines.base_model import load_params
+    from unlearning.data.digits import build_digits_sets
     from unlearning.data.restoration import build_restoration_sets, write_sets
 
-    files = build_restoration_sets(load_params(params).data_config)
+    loaded = load_params(params)
+    files = build_restoration_sets(loaded.data_config) | build_digits_sets(loaded.digits_config)
     write_sets(files, out)
     console.print(f"wrote {len(files)} sets under {out}")
+
+
+class Family(str, Enum):
+    restorer = "restorer"
+    classifier = "classifier"
 
 
 @model_app.command("train")
@@ -51,11 +59,13 @@ def model_train(
     data: Path = typer.Option(PROJECT_ROOT / "data", help="data root"),
     out: Path = typer.Option(PROJECT_ROOT / "models" / "restorer", help="output directory"),
     params: Path = typer.Option(DEFAULT_PARAMS, help="params.yaml"),
+    family: Family = typer.Option(Family.restorer, help="restorer (noise, rain, haze) or classifier (digits)"),
 ) -> None:
-    """Train the all-in-one restorer on noise, rain and haze (the DVC `train` stage)."""
-    from pipelines.base_model import load_params, train_base_model
+    """Train a base model (the DVC `train` and `train-classifier` stages)."""
+    from pipelines.base_model import load_params, train_base_classifier, train_base_model
 
-    metrics = train_base_model(load_params(params), data, out)
+    trainer = train_base_classifier if family is Family.classifier else train_base_model
+    metrics = trainer(load_params(params), data, out)
     console.print_json(json.dumps(metrics))
 
 
@@ -63,11 +73,13 @@ def model_train(
 def model_register(
     model_dir: Path = typer.Option(PROJECT_ROOT / "models" / "restorer", help="trained model directory"),
     params: Path = typer.Option(DEFAULT_PARAMS, help="params.yaml (model name and alias)"),
+    family: Family = typer.Option(Family.restorer, help="which params section names it: `model` or `classifier`"),
 ) -> None:
-    """Register the trained base model in MLflow and set its alias, if not done already (idempotent)."""
+    """Register a trained base model in MLflow and set its alias, if not done already (idempotent)."""
     from pipelines.base_model import load_params, register_base_model
 
-    model = load_params(params).model
+    loaded = load_params(params)
+    model = loaded.classifier if family is Family.classifier else loaded.model
     version = register_base_model(load_settings(), model_dir, model.name, model.alias)
     console.print(f"{model.name}@{model.alias} -> version {version}")
 
