@@ -23,6 +23,7 @@ os.environ.pop("PREFECT_API_URL", None)
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from unlearning.data.digits import DigitsDataConfig, build_digits_sets  # noqa: E402
 from unlearning.data.pairs import PairSet, decode_arrays  # noqa: E402
 from unlearning.data.restoration import RestorationDataConfig, build_restoration_sets, set_path  # noqa: E402
 from unlearning.models import build_model  # noqa: E402
@@ -92,7 +93,8 @@ def commit_data(repo: Path, files: dict[str, bytes], message: str) -> str:
 
 @pytest.fixture(scope="session")
 def data_repo(tiny_world: TinyWorld, tmp_path_factory) -> Path:
-    """A git + DVC repository with the tiny data committed and pushed to a local DVC remote."""
+    """A git + DVC repository with the tiny restoration data and the digits sets committed and pushed
+    to a local DVC remote."""
     repo = tmp_path_factory.mktemp("data-repo")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "config", "user.email", "tests@erasure.invalid")
@@ -100,5 +102,5 @@ def data_repo(tiny_world: TinyWorld, tmp_path_factory) -> Path:
     dvc(repo, "init", "-q")
     dvc(repo, "config", "core.analytics", "false")
     dvc(repo, "remote", "add", "-d", "local", str(repo.parent / f"{repo.name}-remote"))
-    commit_data(repo, tiny_world.files, "tiny restoration data")
+    commit_data(repo, tiny_world.files | build_digits_sets(DigitsDataConfig()), "tiny restoration data and digits")
     return repo

@@ -46,7 +46,46 @@ def _metric(record: AuditRecord, name: str):
     return next((m for m in record.metrics if m.name == name), None)
 
 
+def _task(record: AuditRecord) -> str:
+    return record.unlearning.get("task", "restoration")  # records before the classifier path were restorers
+
+
 def metrics_figure(record: AuditRecord) -> str | None:
+    if _task(record) == "classification":
+        return accuracy_figure(record)
+    return restoration_figure(record)
+
+
+def accuracy_figure(record: AuditRecord) -> str | None:
+    """Accuracy before / after on the forgotten data and on the kept test examples, with each check's line."""
+    sets = sorted({m.name.split(".")[1] for m in record.metrics if m.name.startswith("after.") and m.name.endswith(".accuracy")})
+    if not sets:
+        return None
+    figure, axis = plt.subplots(figsize=(1.9 * len(sets) + 2.5, 3.4))
+    width = 0.35
+    for offset, (stage, colour) in enumerate((("before", "#4c72b0"), ("after", "#dd8452"))):
+        values = [_metric(record, f"{stage}.{s}.accuracy") for s in sets]
+        axis.bar(np.arange(len(sets)) + (offset - 0.5) * width, [v.value for v in values], width,
+                 yerr=[v.stderr or 0 for v in values], color=colour, label=f"model {stage}", capsize=2)
+    forget, kept = _metric(record, "forget.accuracy"), _metric(record, "retain.test_accuracy_drop")
+    for index, name in enumerate(sets):
+        if name == "kept-test" and kept is not None:
+            line, label = _metric(record, "before.kept-test.accuracy").value - kept.threshold, "retain: after must be above"
+        elif name != "kept-test" and forget is not None:
+            line, label = forget.threshold, "forget: after must be below"
+        else:
+            continue
+        axis.hlines(line, index - 1.2 * width, index + 1.2 * width, colors="#c44e52", linestyles="--", label=label)
+    handles, labels = axis.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    axis.legend(unique.values(), unique.keys(), fontsize=7, loc="center right")
+    axis.set_xticks(range(len(sets)), sets)
+    axis.set_ylabel("accuracy, ± stderr")
+    axis.set_title("Accuracy on the forgotten data and on kept test examples")
+    return png_data_uri(figure)
+
+
+def restoration_figure(record: AuditRecord) -> str | None:
     """PSNR of doing nothing / before / after per evaluation set, with the pass line each check draws."""
     sets = sorted({m.name.split(".")[1] for m in record.metrics if m.name.startswith("after.")})
     if not sets:
@@ -116,7 +155,7 @@ def restoration_grid(settings: Settings, record: AuditRecord) -> str | None:
     """Held-out examples per set: degraded input, model before, model after, clean target."""
     from unlearning.metrics import predict
 
-    if not (record.model.name and record.model.version_before and record.evaluation_data):
+    if _task(record) != "restoration" or not (record.model.name and record.model.version_before and record.evaluation_data):
         return None
     models = {"before": load_version(settings, record.model.name, record.model.version_before)}
     if record.model.version_after:

@@ -60,3 +60,20 @@ def test_forget_data_may_not_also_be_retained():
 def test_missing_file_is_named(tmp_path: Path):
     with pytest.raises(RequestError, match="cannot read request file"):
         load_request(tmp_path / "nope.yaml")
+
+
+def test_thresholds_apply_to_one_kind_of_model_and_a_misplaced_one_is_named():
+    classifier_only = example_text().replace("forget_max_gain_db: 0.5\n  retain_max_drop_db: 0.3", "test_max_drop: 0.02")
+    request = parse_request(classifier_only)
+    assert request.thresholds.for_task("classification", request.model).test_max_drop == 0.02
+    request = parse_request(example_text().replace("retain_max_drop_db: 0.3", "retain_max_drop_db: 0.3\n  test_max_drop: 0.02"))
+    with pytest.raises(RequestError, match=r"thresholds\.forget_max_gain_db: applies to restoration models"):
+        request.thresholds.for_task("classification", request.model)
+    with pytest.raises(RequestError, match=r"thresholds\.test_max_drop: applies to classification models"):
+        request.thresholds.for_task("restoration", request.model)
+
+
+def test_unset_thresholds_take_the_verification_defaults():
+    request = parse_request(example_text().replace("  forget_max_gain_db: 0.5\n", ""))
+    assert request.thresholds.forget_max_gain_db is None
+    assert request.thresholds.for_task("restoration", request.model).forget_max_gain_db == 0.5

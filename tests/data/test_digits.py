@@ -3,7 +3,16 @@
 import pytest
 import torch
 
-from unlearning.data.digits import DigitsDataConfig, UnknownExampleIdError, build_digits_sets, load_set, split_forget
+from unlearning.data.digits import (
+    CLASSES,
+    DigitsDataConfig,
+    UnknownExampleIdError,
+    build_digits_sets,
+    class_set_path,
+    load_set,
+    split_forget,
+)
+from unlearning.data.pairs import PairSet, decode_arrays, without
 
 
 def test_same_seed_gives_the_same_bytes_and_another_seed_does_not():
@@ -40,3 +49,22 @@ def test_an_id_that_is_not_in_the_set_is_refused_by_name():
     test_id = int(load_set(files, "test").ids[0])
     with pytest.raises(UnknownExampleIdError, match=str(test_id)):
         split_forget(load_set(files, "train"), forget_ids=[test_id])
+
+
+def test_per_class_files_partition_each_split():
+    files = build_digits_sets(DigitsDataConfig())
+    for split in ("train", "test"):
+        whole = load_set(files, split)
+        per_class = [PairSet.from_arrays("c", decode_arrays(files[class_set_path(split, k)], "c")[0]) for k in range(CLASSES)]
+        assert sum(len(c) for c in per_class) == len(whole)
+        assert all(set(c.targets.long().tolist()) == {k} for k, c in enumerate(per_class))
+
+
+def test_without_drops_exactly_the_named_examples():
+    files = build_digits_sets(DigitsDataConfig())
+    train = load_set(files, "train")
+    eights = PairSet.from_arrays("8", decode_arrays(files[class_set_path("train", 8)], "8")[0])
+    rest, dropped = without(train, eights)
+    assert dropped == len(eights) and len(rest) == len(train) - len(eights)
+    assert 8 not in set(rest.targets.long().tolist())
+    assert without(rest, eights) == (rest, 0)
