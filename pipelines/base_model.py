@@ -13,10 +13,10 @@ from pydantic import BaseModel, ConfigDict
 
 from pipelines import registry
 from pipelines.settings import Settings
-from unlearning.data.digits import CLASSES, DigitsDataConfig, class_set_path
+from unlearning.data.digits import CLASSES, DigitsDataConfig, build_digits_sets, class_set_path
 from unlearning.data.digits import set_path as digits_set_path
 from unlearning.data.pairs import PairSet, decode_arrays
-from unlearning.data.restoration import RestorationDataConfig, set_path
+from unlearning.data.restoration import RestorationDataConfig, build_restoration_sets, set_path
 from unlearning.data.degradations import DEGRADATIONS
 from unlearning.device import best_device
 from unlearning.metrics import accuracy, score_restoration
@@ -70,6 +70,11 @@ class Params(_Section):
 
 def load_params(path: Path) -> Params:
     return Params.model_validate(yaml.safe_load(Path(path).read_text()))
+
+
+def data_files(params: Params) -> dict[str, bytes]:
+    """Every set file under data/ (what data.dvc tracks), by relative path; same params, same bytes."""
+    return build_restoration_sets(params.data_config) | build_digits_sets(params.digits_config)
 
 
 def _read_set(data_root: Path, split: str, degradation: str) -> PairSet:

@@ -39,12 +39,10 @@ def data_build(
     params: Path = typer.Option(DEFAULT_PARAMS, help="params.yaml with `data` and `digits` sections"),
 ) -> None:
     """Synthesise the restoration sets and split the digits; the same params always give the same bytes."""
-    from pipelines.base_model import load_params
-    from unlearning.data.digits import build_digits_sets
-    from unlearning.data.restoration import build_restoration_sets, write_sets
+    from pipelines.base_model import data_files, load_params
+    from unlearning.data.restoration import write_sets
 
-    loaded = load_params(params)
-    files = build_restoration_sets(loaded.data_config) | build_digits_sets(loaded.digits_config)
+    files = data_files(load_params(params))
     write_sets(files, out)
     console.print(f"wrote {len(files)} sets under {out}")
 

@@ -4,15 +4,15 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.base_model import load_params
+from pipelines.base_model import data_files, load_params
 from pipelines.settings import PROJECT_ROOT
 from tests.conftest import dvc
-from unlearning.data.restoration import build_restoration_sets, write_sets
+from unlearning.data.restoration import write_sets
 
 
 def test_rebuilt_data_has_the_committed_dvc_hash(tmp_path: Path):
     committed = yaml.safe_load((PROJECT_ROOT / "data.dvc").read_text())["outs"][0]
-    write_sets(build_restoration_sets(load_params(PROJECT_ROOT / "params.yaml").data_config), tmp_path / "data")
+    write_sets(data_files(load_params(PROJECT_ROOT / "params.yaml")), tmp_path / "data")
     dvc(tmp_path, "init", "--no-scm", "-q")
     dvc(tmp_path, "add", "-q", "data")
     rebuilt = yaml.safe_load((tmp_path / "data.dvc").read_text())["outs"][0]
