@@ -29,17 +29,23 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ModelParams(_Section):
-    name: str = "restorer"
+class RegisteredModelParams(_Section):
+    """Where a base model is registered (`name@alias`) and what it is built as."""
+
+    name: str
     alias: str = "champion"
+    architecture: str
+
+
+class ModelParams(RegisteredModelParams):
+    name: str = "restorer"
     architecture: str = "restorer-unet"
     width: int = 16
     levels: int = 2
 
 
-class ClassifierParams(_Section):
+class ClassifierParams(RegisteredModelParams):
     name: str = "digits-classifier"
-    alias: str = "champion"
     architecture: str = "digits-mlp"
     hidden: int = 256
     depth: int = 2

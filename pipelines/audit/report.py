@@ -76,13 +76,8 @@ def accuracy_figure(record: AuditRecord) -> str | None:
         else:
             continue
         axis.hlines(line, index - 1.2 * width, index + 1.2 * width, colors="#c44e52", linestyles="--", label=label)
-    handles, labels = axis.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    axis.legend(unique.values(), unique.keys(), fontsize=7, loc="center right")
-    axis.set_xticks(range(len(sets)), sets)
-    axis.set_ylabel("accuracy, ± stderr")
-    axis.set_title("Accuracy on the forgotten data and on kept test examples")
-    return png_data_uri(figure)
+    return _finish(figure, axis, sets, "accuracy, ± stderr", "Accuracy on the forgotten data and on kept test examples",
+                   legend_at="center right")
 
 
 def restoration_figure(record: AuditRecord) -> str | None:
@@ -112,12 +107,17 @@ def restoration_figure(record: AuditRecord) -> str | None:
         else:
             continue
         axis.hlines(line, index - 1.6 * width, index + 1.6 * width, colors="#c44e52", linestyles="--", label=label)
+    return _finish(figure, axis, sets, "PSNR (dB), mean ± stderr",
+                   "Restoration quality per degradation, with each check's threshold", legend_at="lower right")
+
+
+def _finish(figure, axis, sets: list[str], ylabel: str, title: str, legend_at: str) -> str:
     handles, labels = axis.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    axis.legend(unique.values(), unique.keys(), fontsize=7, loc="lower right")
+    unique = dict(zip(labels, handles))  # one legend entry per threshold kind, not per bar group
+    axis.legend(unique.values(), unique.keys(), fontsize=7, loc=legend_at)
     axis.set_xticks(range(len(sets)), sets)
-    axis.set_ylabel("PSNR (dB), mean ± stderr")
-    axis.set_title("Restoration quality per degradation, with each check's threshold")
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
     return png_data_uri(figure)
 
 
