@@ -108,13 +108,13 @@ def pull_data_stage(settings: Settings, request: DeletionRequest) -> RequestData
 
 
 @task(name="validate forget set", cache_policy=NO_CACHE)
-def validate_stage(request: DeletionRequest, data: RequestData, task: Task) -> validation.ValidationSummary:
+def validate_stage(request: DeletionRequest, data: RequestData, model_task: Task) -> validation.ValidationSummary:
     forget_arrays, _ = decode_arrays(data.forget.content, data.forget.path)
     evaluation_arrays, _ = decode_arrays(data.evaluation[_set_name(request.forget.evaluation)].content, "evaluation")
     return validation.validate_forget_set(
         forget_arrays["inputs"],
         forget_arrays["targets"],
-        validation.SetSchema.like(evaluation_arrays, task.kind, getattr(task, "classes", None)),
+        validation.SetSchema.like(evaluation_arrays, model_task.kind, getattr(model_task, "classes", None)),
         evaluation_inputs=evaluation_arrays["inputs"],
     )
 
@@ -128,13 +128,13 @@ def _retain_set(data: RequestData, forget: PairSet) -> tuple[PairSet | None, int
 
 @task(name="unlearn", cache_policy=NO_CACHE)
 def unlearn_stage(request: DeletionRequest, original: registry.RegisteredModel, data: RequestData, device: torch.device,
-                  task: Task):
-    method = create_method(request.method.name, request.method.params, task_kind=task.kind)
+                  model_task: Task):
+    method = create_method(request.method.name, request.method.params, task_kind=model_task.kind)
     forget = _pairs(data.forget)
     retain, excluded = _retain_set(data, forget)
     model = copy.deepcopy(original.model)
     torch.manual_seed(method.params.seed)
-    problem = UnlearningProblem(model=model, forget=forget, retain=retain, device=device, task=task)
+    problem = UnlearningProblem(model=model, forget=forget, retain=retain, device=device, task=model_task)
     outcome = method.run(problem)
     retained = {"retain_examples": len(retain) if retain is not None else 0, "retain_examples_excluded_as_forget": excluded}
     return model.cpu().eval(), method, outcome, retained
@@ -149,9 +149,9 @@ def evaluation_sets(request: DeletionRequest, data: RequestData) -> EvaluationSe
 
 
 @task(name="verify", cache_policy=NO_CACHE)
-def verify_stage(request, task: Task, original, unlearned, data: RequestData, device, seeds: dict[str, int]) -> Assessment:
-    thresholds = request.thresholds.for_task(task.kind, request.model)
-    return assess(task, thresholds, original.model, unlearned, evaluation_sets(request, data), device, seeds)
+def verify_stage(request, model_task: Task, original, unlearned, data: RequestData, device, seeds: dict[str, int]) -> Assessment:
+    thresholds = request.thresholds.for_task(model_task.kind, request.model)
+    return assess(model_task, thresholds, original.model, unlearned, evaluation_sets(request, data), device, seeds)
 
 
 # Not retried: a retry after a half-finished registration could create a duplicate version.
@@ -229,8 +229,8 @@ def deletion_flow(request_file: str) -> dict:
         record.model.version_before, record.model.weights_sha256_before = original.version, original.weights_sha256
 
         stage = "check thresholds"
-        task = task_for(original.model)
-        request.thresholds.for_task(task.kind, request.model)  # refuse misplaced thresholds before any work
+        model_task = task_for(original.model)
+        request.thresholds.for_task(model_task.kind, request.model)  # refuse misplaced thresholds before any work
 
         stage = "pull data"
         data = pull_data_stage(settings, request)
@@ -239,7 +239,7 @@ def deletion_flow(request_file: str) -> dict:
         record.evaluation_data = [f.provenance() for f in data.evaluation.values()]
 
         stage = "validate"
-        summary = validate_stage(request, data, task)
+        summary = validate_stage(request, data, model_task)
         record.validation = summary.as_record()
         record.forget_data["examples"] = len(decode_arrays(data.forget.content, data.forget.path)[0]["inputs"])
 
@@ -247,15 +247,15 @@ def deletion_flow(request_file: str) -> dict:
         device = best_device()
         record.device = str(device)
         started = time.perf_counter()
-        unlearned, method, outcome, retained = unlearn_stage(request, original, data, device, task)
+        unlearned, method, outcome, retained = unlearn_stage(request, original, data, device, model_task)
         record.method = {"name": method.name, "params": method.params.model_dump()}
-        record.unlearning = {"task": task.kind, "steps": outcome.steps, "seconds": round(outcome.seconds, 3),
+        record.unlearning = {"task": model_task.kind, "steps": outcome.steps, "seconds": round(outcome.seconds, 3),
                              "needs_retain": method.needs_retain, **retained}
         for key, value in method.params.model_dump().items():
             mlflow_client.log_param(run.info.run_id, f"method.{key}", value)
 
         stage = "verify"
-        assessment = verify_stage(request, task, original, unlearned, data, device, {"method": method.params.seed})
+        assessment = verify_stage(request, model_task, original, unlearned, data, device, {"method": method.params.seed})
         verdict = assessment.verdict
         record.verdict = {"passed": verdict.passed, "reasons": verdict.reasons}
         record.metrics, record.evidence = assessment.metrics, assessment.evidence
