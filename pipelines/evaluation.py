@@ -18,7 +18,7 @@ from torch import nn
 from pipelines.audit.evidence import restoration_evidence
 from pipelines.audit.record import Evidence, MetricEvidence
 from unlearning.data.pairs import PairSet, concat
-from unlearning.metrics import RestorationScores, accuracy, score_restoration
+from unlearning.metrics import RestorationScores, accuracy, predict, score_outputs
 from unlearning.mia import loss_threshold_auc
 from unlearning.tasks import Task
 from unlearning.verify import (
@@ -66,11 +66,13 @@ def assess(
 
 
 def _assess_restoration(thresholds, original, unlearned, evaluation: EvaluationSets, device, seeds) -> Assessment:
-    before = {name: score_restoration(original, pairs, device) for name, pairs in evaluation.sets.items()}
-    after = {name: score_restoration(unlearned, pairs, device) for name, pairs in evaluation.sets.items()}
+    outputs_before = {name: predict(original, pairs.inputs, device) for name, pairs in evaluation.sets.items()}
+    outputs_after = {name: predict(unlearned, pairs.inputs, device) for name, pairs in evaluation.sets.items()}
+    before = {name: score_outputs(outputs_before[name], pairs) for name, pairs in evaluation.sets.items()}
+    after = {name: score_outputs(outputs_after[name], pairs) for name, pairs in evaluation.sets.items()}
     verdict = verify_restoration(before, after, [evaluation.forgotten], thresholds)
     metrics, evidence = restoration_evidence(
-        _restoration_metrics(before, after, verdict), original, unlearned, evaluation.sets, device, seeds
+        _restoration_metrics(before, after, verdict), outputs_before, outputs_after, evaluation.sets, seeds
     )
     return Assessment(metrics, verdict, evidence)
 

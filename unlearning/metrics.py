@@ -47,7 +47,11 @@ def predict(model: nn.Module, inputs: torch.Tensor, device: torch.device, batch_
 
 
 def score_restoration(model: nn.Module, pairs: PairSet, device: torch.device) -> RestorationScores:
-    outputs = predict(model, pairs.inputs, device)
+    return score_outputs(predict(model, pairs.inputs, device), pairs)
+
+
+def score_outputs(outputs: torch.Tensor, pairs: PairSet) -> RestorationScores:
+    """Scores of outputs already predicted for `pairs` (so one prediction serves several reports)."""
     return RestorationScores(
         psnr=float(psnr_per_example(outputs, pairs.targets).mean()),
         ssim=mean_ssim(outputs, pairs.targets),

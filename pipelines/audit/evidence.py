@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from pipelines.audit.record import Evidence, MetricEvidence
 from unlearning.data.pairs import PairSet
-from unlearning.metrics import predict, psnr_per_example
+from unlearning.metrics import psnr_per_example
 
 
 def _stderr(values: torch.Tensor) -> float:
@@ -18,17 +17,17 @@ def _stderr(values: torch.Tensor) -> float:
 
 def restoration_evidence(
     metrics: list[MetricEvidence],
-    original: nn.Module,
-    unlearned: nn.Module,
+    outputs_before: dict[str, torch.Tensor],
+    outputs_after: dict[str, torch.Tensor],
     evaluation: dict[str, PairSet],
-    device: torch.device,
     seeds: dict[str, int],
 ) -> tuple[list[MetricEvidence], Evidence]:
-    """`metrics` with stderr and example counts filled in, and the evidence summary for the record."""
+    """`metrics` with stderr and example counts filled in, and the evidence summary for the record;
+    the outputs are the original's and the unlearned model's on each evaluation set."""
     spread: dict[str, torch.Tensor] = {}
     for name, pairs in evaluation.items():
-        before = psnr_per_example(predict(original, pairs.inputs, device), pairs.targets)
-        after = psnr_per_example(predict(unlearned, pairs.inputs, device), pairs.targets)
+        before = psnr_per_example(outputs_before[name], pairs.targets)
+        after = psnr_per_example(outputs_after[name], pairs.targets)
         degraded = psnr_per_example(pairs.inputs, pairs.targets)
         spread |= {
             f"before.{name}.psnr": before,
