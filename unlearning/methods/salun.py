@@ -23,7 +23,13 @@ class SalUnParams(MethodParams):
 
 
 def saliency_mask(problem: UnlearningProblem, fraction: float, batch_size: int) -> dict[str, torch.Tensor]:
-    """1 for the `fraction` of weights with the largest forget-loss gradient magnitude, else 0."""
+    """1 for the `fraction` of weights with the largest forget-loss gradient magnitude, else 0.
+
+    A weight whose gradient is exactly zero is never salient, so the mask may hold fewer than
+    `fraction` of the weights: a trained ReLU network has many (56 % of the demo restorer's), and a
+    threshold that reaches zero would otherwise let every weight change and SalUn would silently be
+    plain gradient ascent.
+    """
     model = problem.model
     model.zero_grad(set_to_none=True)
     for batch in batches(problem.forget, batch_size, problem.device):
@@ -33,8 +39,14 @@ def saliency_mask(problem: UnlearningProblem, fraction: float, batch_size: int) 
     model.zero_grad(set_to_none=True)
     flat = torch.cat([g.flatten() for g in gradients.values()])
     keep = max(1, int(round(fraction * flat.numel())))
-    threshold = torch.topk(flat, keep, sorted=True).values[-1]
-    return {name: (g >= threshold).float() for name, g in gradients.items()}
+    chosen = torch.zeros_like(flat)
+    chosen[torch.topk(flat, keep, sorted=False).indices] = 1.0
+    chosen *= (flat > 0).float()
+    masks, offset = {}, 0
+    for name, gradient in gradients.items():
+        masks[name] = chosen[offset : offset + gradient.numel()].view_as(gradient)
+        offset += gradient.numel()
+    return masks
 
 
 @register
