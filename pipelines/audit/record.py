@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.settings import PROJECT_ROOT
 
-# 2.0: hash chain, signing, evidence with uncertainty, privacy. Bump the major on any breaking change.
-SCHEMA_VERSION = "2.0"
+# 2.0: hash chain, signing, evidence with uncertainty, privacy. 2.1: attempt (crash recovery), added with a
+# default so 2.0 records still validate. Bump the major on any breaking change.
+SCHEMA_VERSION = "2.1"
 TRACKED_PACKAGES = ("torch", "mlflow", "prefect", "dvc", "great-expectations", "onnx", "onnxruntime", "numpy")
 Status = Literal["running", "passed", "rejected", "failed"]
 
@@ -141,6 +142,9 @@ class AuditRecord(BaseModel):
     packages: dict[str, str] = Field(default_factory=lambda: package_versions())
     device: str | None = None
     mlflow_run_id: str | None = None
+    attempt: int = Field(
+        1, ge=1, description="how many times this request's audit run was started: above 1 after a crash and a rerun"
+    )
 
     @model_validator(mode="after")
     def _outcome_is_complete(self) -> "AuditRecord":

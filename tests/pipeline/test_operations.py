@@ -13,17 +13,10 @@ from mlflow import MlflowClient
 
 from pipelines import registry
 from pipelines.audit import read_record
-from pipelines.base_model import register_base_model
 from pipelines.settings import load_settings
-from tests.pipeline.conftest import champion, request_file, run_flow
+from tests.pipeline.conftest import champion, register_model, request_file, run_flow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("mlflow-store")]
-
-
-def register_variant(name: str, model: torch.nn.Module, directory: Path) -> None:
-    registry.write_model_files(model, "restorer-unet", directory)
-    (directory / "metrics.json").write_text("{}")
-    register_base_model(load_settings(), directory, name, "champion")
 
 
 def assert_refused(outcome: dict, stage: str, *fragments: str) -> None:
@@ -84,7 +77,7 @@ def test_method_params_out_of_range_are_refused(world, tmp_path):
 
 
 def test_swapped_weights_behind_a_version_are_refused(world, tiny_world, tmp_path):
-    register_variant("swapped-restorer", tiny_world.fresh_model(), tmp_path / "original")
+    register_model("swapped-restorer", tiny_world.fresh_model(), tmp_path / "original")
     client = MlflowClient()
     version = client.get_model_version_by_alias("swapped-restorer", "champion")
     # Registered from a logged model, so the version's source is `models:/<model id>`.
@@ -103,7 +96,8 @@ def test_model_with_nan_weights_is_refused(world, tiny_world, tmp_path):
     broken = tiny_world.fresh_model()
     with torch.no_grad():
         next(broken.parameters()).view(-1)[0] = float("nan")
-    register_variant("nan-restorer", broken, tmp_path / "nan")
+    register_model("nan-restorer", broken, tmp_path / "nan")
     outcome = run_flow(request_file(tmp_path, "req-nanmodel", model="nan-restorer@champion"))
     assert_refused(outcome, "pull model", "NaN/inf weights")
     assert registry.alias_version(load_settings(), "nan-restorer", "champion") == "1"
+
