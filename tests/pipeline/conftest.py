@@ -56,6 +56,19 @@ def request_file(directory: Path, request_id: str, **overrides) -> Path:
     return path
 
 
+def prefect_api_url() -> str:
+    """This worker's ephemeral Prefect server, started if it is not yet running; returns its API URL.
+
+    Started up front where several flows begin at once: Prefect's lazy start is not thread-safe (a second
+    thread finds `running` set before the server process exists and fails "Server process did not start").
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    return server.api_url
+
+
 def run_flow(path: Path) -> dict:
     from pipelines.flow import deletion_flow
 

@@ -12,9 +12,10 @@ import torch
 from mlflow import MlflowClient
 
 from pipelines import registry
-from pipelines.audit import read_record
+from pipelines.audit import chain, read_record
+from pipelines.audit.verify import verify_trail
 from pipelines.settings import load_settings
-from tests.pipeline.conftest import champion, register_model, request_file, run_flow
+from tests.pipeline.conftest import champion, prefect_api_url, quick_request, register_model, request_file, run_flow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("mlflow-store")]
 
@@ -100,4 +101,26 @@ def test_model_with_nan_weights_is_refused(world, tiny_world, tmp_path):
     outcome = run_flow(request_file(tmp_path, "req-nanmodel", model="nan-restorer@champion"))
     assert_refused(outcome, "pull model", "NaN/inf weights")
     assert registry.alias_version(load_settings(), "nan-restorer", "champion") == "1"
+
+def test_concurrent_requests_for_one_model_are_serialized_into_a_chain_of_versions(world, tiny_world, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = "busy-restorer"
+    register_model(model, tiny_world.fresh_model(), tmp_path / "base")
+    requests = [quick_request(tmp_path, f"req-busy-{n}", model) for n in range(3)]
+    prefect_api_url()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        outcomes = list(pool.map(run_flow, requests))
+
+    assert [o["status"] for o in outcomes] == ["passed"] * 3, outcomes
+    steps = sorted((int(o["version_before"]), int(o["version_after"])) for o in outcomes)
+    # Each request started from the version the one before it promoted: 1 -> 2 -> 3 -> 4, no fork.
+    assert steps == [(1, 2), (2, 3), (3, 4)]
+    assert champion(model) == "4"
+    settings = load_settings()
+    ledger = chain.read_ledger(chain.ledger_path(settings, model))
+    by_version = {o["version_after"]: o["request_id"] for o in outcomes}
+    assert [entry.request_id for entry in ledger] == [by_version[v] for v in ("2", "3", "4")]
+    report = verify_trail(settings, model=model)
+    assert report.ok, [str(problem) for problem in report.problems]
 

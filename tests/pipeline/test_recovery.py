@@ -17,7 +17,7 @@ from pipelines.audit import chain, read_record
 from pipelines.audit.verify import verify_trail
 from pipelines.faults import FAULT_INJECT_ENV
 from pipelines.settings import PROJECT_ROOT, load_settings
-from tests.pipeline.conftest import champion, quick_request, register_model, run_flow
+from tests.pipeline.conftest import champion, prefect_api_url, quick_request, register_model, run_flow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("mlflow-store")]
 
@@ -29,11 +29,7 @@ def run_killed(request: Path, stage: str) -> subprocess.CompletedProcess:
     Prefect server, so it pays for no server start of its own. It runs in its own process group so that
     anything it started and left behind when it was killed is killed too.
     """
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
-    server.start()
-    env = {**os.environ, FAULT_INJECT_ENV: stage, "PREFECT_API_URL": server.api_url}
+    env = {**os.environ, FAULT_INJECT_ENV: stage, "PREFECT_API_URL": prefect_api_url()}
     child = subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "request", "run", str(request)],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
