@@ -33,6 +33,7 @@ from pipelines.datastore import DataRevisionError, FetchedFile
 from pipelines.export import export_and_check
 from pipelines.faults import enter_stage
 from pipelines.request import DeletionRequest, RequestError, load_request, raw_request_id
+from pipelines.retain import retain_without_forget
 from pipelines.settings import Settings, load_settings
 from unlearning.data.pairs import CorruptDataError, PairSet, concat, decode_arrays
 from unlearning.device import best_device
@@ -126,10 +127,12 @@ def validate_stage(request: DeletionRequest, data: RequestData) -> validation.Va
 @task(name="unlearn", **recovery.PERSISTED_UNLEARN)
 def unlearn_stage(request: DeletionRequest, original: registry.RegisteredModel, data: RequestData, device: torch.device):
     method = create_method(request.method.name, request.method.params, task_kind="restoration")
+    forget = _pairs(data.forget)
     retain = concat([_pairs(f) for f in data.retain], "retain") if data.retain else None
+    retain = retain_without_forget(method, forget, retain)
     model = copy.deepcopy(original.model)
     torch.manual_seed(method.params.seed)
-    problem = UnlearningProblem(model=model, forget=_pairs(data.forget), retain=retain, device=device)
+    problem = UnlearningProblem(model=model, forget=forget, retain=retain, device=device)
     outcome = method.run(problem)
     # A fresh instance: this result is persisted, and a run's state may hold forget-derived tensors.
     return model.cpu().eval(), type(method)(method.params), outcome
@@ -229,7 +232,8 @@ def _process_request(settings: Settings, request_file: str, request_text: bytes,
     previous = read_record(settings, fallback_id)
     if previous is not None and previous.status in ("passed", "rejected"):
         logger.info("request %s was already processed (%s): returning the recorded outcome", fallback_id, previous.status)
-        return summarize(previous, local_record_path(settings, fallback_id), replayed=True)
+        replayed = summarize(previous, local_record_path(settings, fallback_id), replayed=True)
+        return replayed if previous.request_sha256 == request_sha256 else reused_id(replayed, previous, request_sha256)
     record = AuditRecord(request_id=fallback_id, request_sha256=request_sha256)
     mlflow_client = registry.client(settings)
     run = recovery.audit_run(settings, fallback_id, request_sha256)
@@ -311,6 +315,16 @@ def _process_request(settings: Settings, request_file: str, request_text: bytes,
         publish_prefect_artifacts(settings, record)
     logger.info("request %s: %s (audit record %s)", record.request_id, record.status, location)
     return summarize(record, location)
+
+
+def reused_id(replayed: dict, previous: AuditRecord, request_sha256: str) -> dict:
+    """A different request under an id already decided: refused; the id's record stays the original's."""
+    error = (
+        f"request_id {previous.request_id!r} was already used by a different request "
+        f"(recorded sha256 {str(previous.request_sha256)[:16]}..., this file {request_sha256[:16]}...): "
+        "give the new request its own request_id"
+    )
+    return {**replayed, "status": "rejected", "stage": "load request", "error": error, "reasons": [], "version_after": None}
 
 
 def summarize(record: AuditRecord, location: Path, replayed: bool = False) -> dict:

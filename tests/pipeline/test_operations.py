@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pytest
 import torch
 from mlflow import MlflowClient
@@ -15,7 +16,10 @@ from pipelines import registry
 from pipelines.audit import chain, read_record
 from pipelines.audit.verify import verify_trail
 from pipelines.settings import load_settings
+from tests.conftest import commit_data
 from tests.pipeline.conftest import champion, prefect_api_url, quick_request, register_model, request_file, run_flow
+from unlearning.data.pairs import decode_arrays, encode_arrays
+from unlearning.data.restoration import set_path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("mlflow-store")]
 
@@ -124,3 +128,30 @@ def test_concurrent_requests_for_one_model_are_serialized_into_a_chain_of_versio
     report = verify_trail(settings, model=model)
     assert report.ok, [str(problem) for problem in report.problems]
 
+def test_a_request_id_reused_for_a_different_request_is_refused(world, tmp_path):
+    path = request_file(tmp_path, "req-reused", model="tiny-restorer@nonexistent")
+    first = run_flow(path)
+    path.write_text(path.read_text().replace("reason: test", "reason: another request, same id"))
+    second = run_flow(path)
+    assert first["status"] == "rejected" and first["stage"] == "pull model"
+    assert second["status"] == "rejected" and second["stage"] == "load request" and second["replayed"]
+    assert "'req-reused' was already used by a different request" in second["error"]
+    record = read_record(load_settings(), "req-reused")
+    assert record.failed_stage == "pull model" and record.mlflow_run_id == first["mlflow_run_id"]
+
+
+def test_forget_set_that_is_the_whole_training_set_is_refused_for_a_method_that_needs_retain_data(
+    world, tiny_world, tmp_path
+):
+    sets = [decode_arrays(tiny_world.files[set_path("train", name)], name)[0] for name in ("haze", "noise", "rain")]
+    everything = {key: np.concatenate([arrays[key] for arrays in sets]) for key in ("inputs", "targets")}
+    rev = commit_data(world, {"restoration/train/everything.safetensors": encode_arrays(everything, {"task": "restoration"})}, "all")
+    before = champion()
+    outcome = run_flow(
+        request_file(
+            tmp_path, "req-everything", forget__path="data/restoration/train/everything.safetensors", forget__rev=rev,
+            method={"name": "finetune", "params": {"steps": 5}},
+        )
+    )
+    assert_refused(outcome, "unlearn", "'finetune' needs retain data", "nothing is left to retain")
+    assert champion() == before
