@@ -59,7 +59,7 @@ def attempt(run: Run) -> int:
     return int(run.data.tags.get(TAG_ATTEMPT, "1"))
 
 
-def _digest(*parts: str) -> str:
+def cache_digest(*parts: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
@@ -67,7 +67,7 @@ def unlearn_cache_key(context: TaskRunContext, parameters: dict) -> str:
     """Same request content, same base weights, same data bytes: the same unlearned model."""
     request, original, data = parameters["request"], parameters["original"], parameters["data"]
     inputs = [request.model_dump_json(), original.weights_sha256, data.forget.sha256, *(f.sha256 for f in data.retain)]
-    return f"unlearn-{request.request_id}-{_digest(*inputs)}"
+    return f"unlearn-{request.request_id}-{cache_digest(*inputs)}"
 
 
 # Prefect persists the unlearn task's result (under PREFECT_HOME/storage, i.e. $ERASURE_HOME/prefect/storage)

@@ -91,5 +91,7 @@ QUICK_METHOD = {"name": "gradient_ascent", "params": {"steps": 5, "learning_rate
 ANY_RESULT = {"forget_max_gain_db": 30.0, "retain_max_drop_db": 30.0}
 
 
-def quick_request(directory: Path, request_id: str, model: str) -> Path:
-    return request_file(directory, request_id, model=f"{model}@champion", method=QUICK_METHOD, thresholds=ANY_RESULT)
+def quick_request(directory: Path, request_id: str, model: str, **overrides) -> Path:
+    return request_file(
+        directory, request_id, model=f"{model}@champion", method=QUICK_METHOD, thresholds=ANY_RESULT, **overrides
+    )
