@@ -74,3 +74,26 @@ def test_a_request_killed_at_a_stage_is_finished_by_running_it_again(world, tiny
     assert record.model.weights_sha256_after == version.tags[registry.TAG_WEIGHTS]
     report = verify_trail(settings, model=model)
     assert report.ok, [str(problem) for problem in report.problems]
+
+
+@pytest.mark.parametrize("broken", ["export", "promote"])
+def test_a_failure_after_registration_rejects_the_candidate_and_a_rerun_reuses_it(world, tiny_world, tmp_path, monkeypatch, broken):
+    model = f"broken-{broken}"
+    register_model(model, tiny_world.fresh_model(), tmp_path / "base")
+    request = quick_request(tmp_path, f"req-broken-{broken}", model)
+
+    def platform_down(*args, **kwargs):
+        raise RuntimeError(f"{broken} is down")
+
+    monkeypatch.setattr({"export": "pipelines.flow.export_and_check", "promote": "pipelines.registry.promote"}[broken], platform_down)
+    failed = run_flow(request)
+    assert failed["status"] == "failed" and failed["stage"] == broken, failed
+    assert champion(model) == "1"
+    assert MlflowClient().get_model_version(model, "2").tags[registry.TAG_STATUS] == "failed"  # the transaction's rollback
+
+    monkeypatch.undo()
+    passed = run_flow(request)
+    assert passed["status"] == "passed" and passed["version_after"] == champion(model) == "2", passed
+    assert versions_of(model) == [1, 2]
+    report = verify_trail(load_settings(), model=model)
+    assert report.ok, [str(problem) for problem in report.problems]
