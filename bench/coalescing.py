@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -174,6 +175,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "coalescing.md").write_text(report)
     print(report)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
