@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup browser data model demo test bench bench-quick lint clean reset
+.PHONY: help setup browser data model demo test bench bench-quick bench-coalescing lint clean reset
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ bench: setup ## compare every method with retraining (restoration + digits, 3 se
 
 bench-quick: setup ## the same on CI-size models, a few minutes
 	python -m bench.methods --quick
+
+bench-coalescing: setup ## wall time of 1 request vs 10 coalesced (and 10 one by one); writes bench/results/coalescing.md
+	python -m bench.coalescing --sequential
 
 lint: setup ## lint the Dockerfile
 	hadolint Dockerfile

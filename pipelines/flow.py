@@ -7,7 +7,9 @@ load request -> pull model -> check thresholds -> pull data -> validate -> unlea
 The model's architecture says what it does (restoration or classification): that picks the
 thresholds that apply, the forget set's schema, the unlearning task and the verification.
 The candidate is registered and exported *before* the alias moves, so the served alias only ever
-points at a version whose verification and ONNX parity both passed.
+points at a version whose verification and ONNX parity both passed. Requests for one model run one at a
+time (pipelines/locks.py); a request killed at any stage is finished by running it again
+(pipelines/recovery.py).
 """
 
 from __future__ import annotations
@@ -16,20 +18,24 @@ import copy
 import hashlib
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.transactions import transaction
 
-from pipelines import datastore, registry, validation
+from pipelines import datastore, locks, recovery, registry, validation
 from pipelines.audit import AuditRecord, local_record_path, now, read_record, write_record
 from pipelines.audit.publish import publish_prefect_artifacts
 from pipelines.datastore import DataRevisionError, FetchedFile
 from pipelines.evaluation import Assessment, EvaluationSets, assess
 from pipelines.export import export_and_check
+from pipelines.faults import enter_stage
 from pipelines.request import DeletionRequest, RequestError, load_request, raw_request_id
+from pipelines.retain import retain_without_forget
 from pipelines.settings import Settings, load_settings
 from unlearning.data.pairs import CorruptDataError, PairSet, concat, decode_arrays, without
 from unlearning.device import best_device
@@ -91,7 +97,7 @@ def load_request_stage(request_file: str) -> DeletionRequest:
 
 @task(name="pull model", cache_policy=NO_CACHE, **RETRY)
 def pull_model_stage(settings: Settings, request: DeletionRequest) -> registry.RegisteredModel:
-    return registry.load_by_alias(settings, request.model.name, request.model.alias)
+    return registry.load_request_base(settings, request.model.name, request.model.alias, request.request_id)
 
 
 @task(name="pull data", cache_policy=NO_CACHE)
@@ -119,25 +125,20 @@ def validate_stage(request: DeletionRequest, data: RequestData, model_task: Task
     )
 
 
-def _retain_set(data: RequestData, forget: PairSet) -> tuple[PairSet | None, int]:
-    """The retain sets less any example the request deletes (a whole split may be named as retain data)."""
-    if not data.retain:
-        return None, 0
-    return without(concat([_pairs(f) for f in data.retain], "retain"), forget)
-
-
-@task(name="unlearn", cache_policy=NO_CACHE)
+@task(name="unlearn", **recovery.PERSISTED_UNLEARN)
 def unlearn_stage(request: DeletionRequest, original: registry.RegisteredModel, data: RequestData, device: torch.device,
                   model_task: Task):
     method = create_method(request.method.name, request.method.params, task_kind=model_task.kind)
     forget = _pairs(data.forget)
-    retain, excluded = _retain_set(data, forget)
+    retain = concat([_pairs(f) for f in data.retain], "retain") if data.retain else None
+    retain, excluded = retain_without_forget(method, forget, retain)
     model = copy.deepcopy(original.model)
     torch.manual_seed(method.params.seed)
     problem = UnlearningProblem(model=model, forget=forget, retain=retain, device=device, task=model_task)
     outcome = method.run(problem)
     retained = {"retain_examples": len(retain) if retain is not None else 0, "retain_examples_excluded_as_forget": excluded}
-    return model.cpu().eval(), method, outcome, retained
+    # A fresh instance: this result is persisted, and a run's state may hold forget-derived tensors.
+    return model.cpu().eval(), type(method)(method.params), outcome, retained
 
 
 def evaluation_sets(request: DeletionRequest, data: RequestData) -> EvaluationSets:
@@ -154,10 +155,10 @@ def verify_stage(request, model_task: Task, original, unlearned, data: RequestDa
     return assess(model_task, thresholds, original.model, unlearned, evaluation_sets(request, data), device, seeds)
 
 
-# Not retried: a retry after a half-finished registration could create a duplicate version.
-@task(name="register candidate", cache_policy=NO_CACHE)
+# Retried: registration is idempotent per request and weights, so a retry never duplicates a version.
+@task(name="register candidate", cache_policy=NO_CACHE, **RETRY)
 def register_stage(settings, request, original, unlearned, run_id) -> tuple[str, str]:
-    return registry.log_and_register(
+    version, digest = registry.log_and_register(
         settings,
         run_id,
         request.model.name,
@@ -169,6 +170,12 @@ def register_stage(settings, request, original, unlearned, run_id) -> tuple[str,
             registry.TAG_REQUEST: request.request_id,
         },
     )
+    recovery.remember_candidate(request.model.name, request.model.alias, version)
+    return version, digest
+
+
+# The register task's rollback hook: runs when a stage after it, inside the flow's transaction, fails.
+register_stage.on_rollback(recovery.reject_candidate)
 
 
 @task(name="export onnx", cache_policy=NO_CACHE)
@@ -198,24 +205,33 @@ def audit_stage(settings, record: AuditRecord) -> Path:
 
 @flow(name="deletion-request", log_prints=True)
 def deletion_flow(request_file: str) -> dict:
-    """Process one deletion request file; returns the outcome. Never raises for a refused request."""
+    """Process one deletion request file; returns the outcome. Never raises for a refused request.
+
+    Safe to run again after a crash at any stage: it resumes (pipelines/recovery.py).
+    """
     settings = load_settings()
-    logger = get_run_logger()
     request_text = Path(request_file).read_bytes() if Path(request_file).exists() else b""
     fallback_id = raw_request_id(request_text.decode(errors="replace")) or f"unparsed-{hashlib.sha256(request_text).hexdigest()[:12]}"
+    with locks.request_lock(settings, fallback_id):
+        return _process_request(settings, request_file, request_text, fallback_id)
+
+
+def _process_request(settings: Settings, request_file: str, request_text: bytes, fallback_id: str) -> dict:
+    logger = get_run_logger()
+    request_sha256 = hashlib.sha256(request_text).hexdigest()
     # At most once per request id: a decided request returns its recorded outcome; only a request
     # that failed for the platform's reasons is run again.
     previous = read_record(settings, fallback_id)
     if previous is not None and previous.status in ("passed", "rejected"):
         logger.info("request %s was already processed (%s): returning the recorded outcome", fallback_id, previous.status)
-        return summarize(previous, local_record_path(settings, fallback_id), replayed=True)
-    record = AuditRecord(request_id=fallback_id, request_sha256=hashlib.sha256(request_text).hexdigest())
+        replayed = summarize(previous, local_record_path(settings, fallback_id), replayed=True)
+        return replayed if previous.request_sha256 == request_sha256 else reused_id(replayed, previous, request_sha256)
+    record = AuditRecord(request_id=fallback_id, request_sha256=request_sha256)
     mlflow_client = registry.client(settings)
-    run = mlflow_client.create_run(
-        registry.ensure_experiment(settings, settings.audit_experiment), run_name=fallback_id
-    )
-    record.mlflow_run_id = run.info.run_id
-    stage = "load request"
+    run = recovery.audit_run(settings, fallback_id, request_sha256)
+    record.mlflow_run_id, record.attempt = run.info.run_id, recovery.attempt(run)
+    model_lock = ExitStack()  # the model's lock, from "pull model" until the audit record is chained
+    stage = enter_stage("load request")
     try:
         request = load_request_stage(request_file)
         record.request_id, record.requested_by, record.reason = request.request_id, request.requested_by, request.reason
@@ -224,26 +240,27 @@ def deletion_flow(request_file: str) -> dict:
         record.privacy.file_names = "hashed" if request.privacy.hash_file_names else "plain"
         mlflow_client.log_param(run.info.run_id, "method", request.method.name)
 
-        stage = "pull model"
+        stage = enter_stage("pull model")
+        model_lock.enter_context(locks.model_lock(settings, request.model.name))
         original = pull_model_stage(settings, request)
         record.model.version_before, record.model.weights_sha256_before = original.version, original.weights_sha256
 
-        stage = "check thresholds"
+        stage = enter_stage("check thresholds")
         model_task = task_for(original.model)
         request.thresholds.for_task(model_task.kind, request.model)  # refuse misplaced thresholds before any work
 
-        stage = "pull data"
+        stage = enter_stage("pull data")
         data = pull_data_stage(settings, request)
         record.forget_data = {**data.forget.provenance(), "examples": None}
         record.retain_data = [f.provenance() for f in data.retain]
         record.evaluation_data = [f.provenance() for f in data.evaluation.values()]
 
-        stage = "validate"
+        stage = enter_stage("validate")
         summary = validate_stage(request, data, model_task)
         record.validation = summary.as_record()
         record.forget_data["examples"] = len(decode_arrays(data.forget.content, data.forget.path)[0]["inputs"])
 
-        stage = "unlearn"
+        stage = enter_stage("unlearn")
         device = best_device()
         record.device = str(device)
         started = time.perf_counter()
@@ -254,7 +271,7 @@ def deletion_flow(request_file: str) -> dict:
         for key, value in method.params.model_dump().items():
             mlflow_client.log_param(run.info.run_id, f"method.{key}", value)
 
-        stage = "verify"
+        stage = enter_stage("verify")
         assessment = verify_stage(request, model_task, original, unlearned, data, device, {"method": method.params.seed})
         verdict = assessment.verdict
         record.verdict = {"passed": verdict.passed, "reasons": verdict.reasons}
@@ -265,19 +282,19 @@ def deletion_flow(request_file: str) -> dict:
         if not verdict.passed:
             raise VerificationRejected("verify: thresholds not met: " + "; ".join(r for r in verdict.reasons if "fails" in r))
 
-        stage = "register"
-        version, digest = register_stage(settings, request, original, unlearned, run.info.run_id)
-        record.model.version_after, record.model.weights_sha256_after = version, digest
+        stage = enter_stage("register")
+        # A failure from here until the alias has moved rolls back: the candidate is tagged failed.
+        with transaction():
+            version, digest = register_stage(settings, request, original, unlearned, run.info.run_id)
+            record.model.version_after, record.model.weights_sha256_after = version, digest
 
-        stage = "export"
-        try:
-            record.export = export_stage(settings, request, unlearned, data, version, run.info.run_id).as_record()
-        except Exception:
-            registry.tag_version(settings, request.model.name, version, {registry.TAG_STATUS: "failed"})
-            raise
+            stage = enter_stage("export")
+            # The version's own run: an earlier attempt's when that attempt registered the same weights.
+            export_run_id = registry.version_run_id(settings, request.model.name, version)
+            record.export = export_stage(settings, request, unlearned, data, version, export_run_id).as_record()
 
-        stage = "promote"
-        promote_stage(settings, request, version, original.version)
+            stage = enter_stage("promote")
+            promote_stage(settings, request, version, original.version)
         record.model.promoted = True
         record.status = "passed"
     except (VerificationRejected, *INPUT_ERRORS) as error:
@@ -286,10 +303,22 @@ def deletion_flow(request_file: str) -> dict:
         record.status, record.failed_stage, record.error = "failed", stage, f"{type(error).__name__}: {error}"
     finally:
         record.finished_at = now()
-        location = audit_stage(settings, record)
+        enter_stage("audit")
+        with model_lock:
+            location = audit_stage(settings, record)
         publish_prefect_artifacts(settings, record)
     logger.info("request %s: %s (audit record %s)", record.request_id, record.status, location)
     return summarize(record, location)
+
+
+def reused_id(replayed: dict, previous: AuditRecord, request_sha256: str) -> dict:
+    """A different request under an id already decided: refused; the id's record stays the original's."""
+    error = (
+        f"request_id {previous.request_id!r} was already used by a different request "
+        f"(recorded sha256 {str(previous.request_sha256)[:16]}..., this file {request_sha256[:16]}...): "
+        "give the new request its own request_id"
+    )
+    return {**replayed, "status": "rejected", "stage": "load request", "error": error, "reasons": [], "version_after": None}
 
 
 def summarize(record: AuditRecord, location: Path, replayed: bool = False) -> dict:

@@ -4,9 +4,11 @@
                           ->  inbox/rejected/  (refused: bad input or thresholds not met)
                           ->  stays pending    (failed for the platform's reasons; retried next run)
 
-Each processed file gets a `<name>.outcome.json` beside it. Requests are run one after another, so
-requests for the same model are serialized: the second starts from the model the first promoted.
-Another source (a queue, a ticketing system) only has to yield request files to `process_inbox`.
+Each processed file gets a `<name>.outcome.json` beside it. Pending requests for the same model and
+method are coalesced into one unlearning run (pipelines/coalesce.py); a request that does not fit its
+group, and every other request, runs alone. Requests for the same model are serialized: each starts from
+the model the one before it promoted. Another source (a queue, a ticketing system) only has to yield
+request files to `inbox_flow`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
+from pipelines.coalesce import coalesced_flow, plan
 from pipelines.flow import deletion_flow
 from pipelines.settings import load_settings
 
@@ -34,23 +37,32 @@ def pending_requests(root: Path) -> list[Path]:
 
 
 @flow(name="deletion-inbox")
-def inbox_flow(inbox: str | None = None) -> list[dict]:
+def inbox_flow(inbox: str | None = None, coalesce: bool = True) -> list[dict]:
     """Process every pending request once; return their outcomes in processing order."""
-    logger = get_run_logger()
     root = inbox_root(inbox)
+    pending = pending_requests(root)
     outcomes = []
-    for request_path in pending_requests(root):
-        outcome = deletion_flow(str(request_path))
-        destination = DESTINATIONS.get(outcome["status"])
-        if destination is None:
-            logger.warning("request %s failed at %s; left pending for the next run", request_path.name, outcome["stage"])
-        else:
-            target = root / destination
-            target.mkdir(parents=True, exist_ok=True)
-            request_path.rename(target / request_path.name)
-            (target / f"{request_path.stem}.outcome.json").write_text(json.dumps(outcome, indent=2))
-        outcomes.append({"file": request_path.name, **outcome})
+    for group in plan(pending) if coalesce else [[path] for path in pending]:
+        alone = [str(path) for path in group]
+        if len(group) > 1:
+            decided, alone = coalesced_flow(alone)
+            outcomes += [_file_outcome(root, Path(file), outcome) for file, outcome in decided]
+        for request_path in alone:
+            outcomes.append(_file_outcome(root, Path(request_path), deletion_flow(request_path)))
     return outcomes
+
+
+def _file_outcome(root: Path, request_path: Path, outcome: dict) -> dict:
+    """Move a decided request to done/ or rejected/ with its outcome beside it; a failed one stays pending."""
+    destination = DESTINATIONS.get(outcome["status"])
+    if destination is None:
+        get_run_logger().warning("request %s failed at %s; left pending for the next run", request_path.name, outcome["stage"])
+    else:
+        target = root / destination
+        target.mkdir(parents=True, exist_ok=True)
+        request_path.rename(target / request_path.name)
+        (target / f"{request_path.stem}.outcome.json").write_text(json.dumps(outcome, indent=2))
+    return {**outcome, "file": request_path.name}
 
 
 def serve(inbox: str | None, cron: str) -> None:

@@ -122,13 +122,32 @@ def sha256_file(path: Path) -> str:
 @_explain_refusals("download a model")
 def load_by_alias(settings: Settings, name: str, alias: str) -> RegisteredModel:
     """Download and rebuild `name@alias`, checking the weights against the version's recorded hash."""
-    mlflow_client = client(settings)
+    return _load_version(settings, name, _version_by_alias(settings, name, alias))
+
+
+@_explain_refusals("download a model")
+def load_request_base(settings: Settings, name: str, alias: str, request_id: str) -> RegisteredModel:
+    """The version `request_id` starts from: `name@alias`, or, when the alias already points at the version
+    this request produced (an attempt killed after promoting, before its audit record), that version's parent.
+    """
+    version = _version_by_alias(settings, name, alias)
+    parent = version.tags.get(TAG_PARENT)
+    if version.tags.get(TAG_REQUEST) == request_id and parent:
+        version = client(settings).get_model_version(name, parent)
+    return _load_version(settings, name, version)
+
+
+def _version_by_alias(settings: Settings, name: str, alias: str):
     try:
-        version = mlflow_client.get_model_version_by_alias(name, alias)
+        return client(settings).get_model_version_by_alias(name, alias)
     except MlflowException as error:
         if access_error(error, "read a model alias") is not None:
             raise  # a refusal is not a missing model; the decorator explains it
         raise ModelNotFoundError(f"model: no registered model version for '{name}@{alias}' ({error.error_code})") from error
+
+
+def _load_version(settings: Settings, name: str, version) -> RegisteredModel:
+    client(settings)  # sets the tracking URI the artifact download uses
     with tempfile.TemporaryDirectory() as scratch:
         local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}", dst_path=scratch))
         weights_path = local / "artifacts" / WEIGHTS_FILE
@@ -168,10 +187,17 @@ def read_model_files(directory: Path) -> tuple[nn.Module, dict[str, Any]]:
 def log_and_register(
     settings: Settings, run_id: str, name: str, model: nn.Module, architecture: str, tags: dict[str, str]
 ) -> tuple[str, str]:
-    """Log `model` as a pyfunc in run `run_id`, register it as a new version of `name`; (version, sha256)."""
+    """Log `model` as a pyfunc in run `run_id`, register it as a new version of `name`; (version, sha256).
+
+    Idempotent per request: when `tags` name a request (TAG_REQUEST) that already registered these exact
+    weights (a run killed or failed after registering), that version is returned and nothing new is made.
+    """
     mlflow_client = client(settings)
     with tempfile.TemporaryDirectory() as scratch:
         weights, config, digest = write_model_files(model, architecture, Path(scratch))
+        existing = find_request_version(settings, name, tags.get(TAG_REQUEST), digest)
+        if existing is not None:
+            return existing, digest
         with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
             # MLflow nudges towards type-hinted predict(); the model's input is a plain tensor batch.
             warnings.filterwarnings("ignore", message=".*type hints.*")
@@ -191,6 +217,25 @@ def log_and_register(
         name, logged.model_uri, run_id=run_id, tags={TAG_WEIGHTS: digest, **tags}, model_id=logged.model_id
     )
     return str(version.version), digest
+
+
+def find_request_version(settings: Settings, name: str, request_id: str | None, weights_sha256: str) -> str | None:
+    """The version of `name` that request `request_id` registered with weights `weights_sha256`, if any."""
+    if not request_id:
+        return None
+    try:
+        versions = client(settings).search_model_versions(f"name = '{name}' and tags.`{TAG_REQUEST}` = '{request_id}'")
+    except MlflowException as error:
+        if access_error(error, "search model versions") is not None:
+            raise
+        return None  # no such registered model yet
+    matches = sorted(int(v.version) for v in versions if v.tags.get(TAG_WEIGHTS) == weights_sha256)
+    return str(matches[0]) if matches else None
+
+
+def version_run_id(settings: Settings, name: str, version: str) -> str:
+    """The MLflow run that logged `version`'s model, where its ONNX export belongs too."""
+    return client(settings).get_model_version(name, version).run_id
 
 
 def alias_version(settings: Settings, name: str, alias: str) -> str | None:

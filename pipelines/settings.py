@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     data_repo: Path = PROJECT_ROOT
     audit_experiment: str = "erasure-audit"
     training_experiment: str = "erasure-training"
+    # How long a run waits for another run of the same request or model (pipelines/locks.py).
+    lock_timeout_seconds: float = 3600.0
 
     @cached_property
     def tracking_uri(self) -> str:

@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pipelines.settings import PROJECT_ROOT
 
-# 2.0: hash chain, signing, evidence with uncertainty, privacy. Bump the major on any breaking change.
-SCHEMA_VERSION = "2.0"
+# 2.0: hash chain, signing, evidence with uncertainty, privacy. 2.1: attempt (crash recovery) and coalesced
+# (shared unlearning runs), both optional so 2.0 records still validate. Bump the major on any breaking change.
+SCHEMA_VERSION = "2.1"
 TRACKED_PACKAGES = ("torch", "mlflow", "prefect", "dvc", "great-expectations", "onnx", "onnxruntime", "numpy")
 Status = Literal["running", "passed", "rejected", "failed"]
 
@@ -97,6 +98,14 @@ class Privacy(BaseModel):
     )
 
 
+class Coalesced(BaseModel):
+    """Set when the request was unlearned together with others in one run (pipelines/coalesce.py)."""
+
+    requests: list[str] = Field(description="every request unlearned in the shared run, this one included, in order")
+    shared_run_id: str = Field(description="MLflow run that logged the shared model and its ONNX export")
+    forget_examples: int = Field(description="forget examples in the shared run: the union of the requests' forget sets")
+
+
 class AuditRecord(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -141,6 +150,10 @@ class AuditRecord(BaseModel):
     packages: dict[str, str] = Field(default_factory=lambda: package_versions())
     device: str | None = None
     mlflow_run_id: str | None = None
+    attempt: int = Field(
+        1, ge=1, description="how many times this request's audit run was started: above 1 after a crash and a rerun"
+    )
+    coalesced: Coalesced | None = Field(None, description="null unless the request shared its unlearning run")
 
     @model_validator(mode="after")
     def _outcome_is_complete(self) -> "AuditRecord":

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from pipelines import registry
@@ -55,13 +56,42 @@ def request_file(directory: Path, request_id: str, **overrides) -> Path:
     return path
 
 
+def prefect_api_url() -> str:
+    """This worker's ephemeral Prefect server, started if it is not yet running; returns its API URL.
+
+    Started up front where several flows begin at once: Prefect's lazy start is not thread-safe (a second
+    thread finds `running` set before the server process exists and fails "Server process did not start").
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    return server.api_url
+
+
 def run_flow(path: Path) -> dict:
     from pipelines.flow import deletion_flow
 
     return deletion_flow(str(path))
 
 
-def champion() -> str:
-    return registry.alias_version(load_settings(), MODEL, "champion")
+def champion(model: str = MODEL) -> str:
+    return registry.alias_version(load_settings(), model, "champion")
 
 
+def register_model(name: str, model: torch.nn.Module, directory: Path) -> None:
+    """Register `model` as version 1 of `name`, alias champion: a model (and audit chain) of the test's own."""
+    registry.write_model_files(model, "restorer-unet", directory)
+    (directory / "metrics.json").write_text("{}")
+    register_base_model(load_settings(), directory, name, "champion")
+
+
+# A request that unlearns in seconds and passes any verification: for tests about operations, not forgetting.
+QUICK_METHOD = {"name": "gradient_ascent", "params": {"steps": 5, "learning_rate": 3e-4, "retain_weight": 3.0}}
+ANY_RESULT = {"forget_max_gain_db": 30.0, "retain_max_drop_db": 30.0}
+
+
+def quick_request(directory: Path, request_id: str, model: str, **overrides) -> Path:
+    return request_file(
+        directory, request_id, model=f"{model}@champion", method=QUICK_METHOD, thresholds=ANY_RESULT, **overrides
+    )

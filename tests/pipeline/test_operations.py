@@ -7,23 +7,21 @@ import json
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pytest
 import torch
 from mlflow import MlflowClient
 
 from pipelines import registry
-from pipelines.audit import read_record
-from pipelines.base_model import register_base_model
+from pipelines.audit import chain, read_record
+from pipelines.audit.verify import verify_trail
 from pipelines.settings import load_settings
-from tests.pipeline.conftest import champion, request_file, run_flow
+from tests.conftest import commit_data
+from tests.pipeline.conftest import champion, prefect_api_url, quick_request, register_model, request_file, run_flow
+from unlearning.data.pairs import decode_arrays, encode_arrays
+from unlearning.data.restoration import set_path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("mlflow-store")]
-
-
-def register_variant(name: str, model: torch.nn.Module, directory: Path) -> None:
-    registry.write_model_files(model, "restorer-unet", directory)
-    (directory / "metrics.json").write_text("{}")
-    register_base_model(load_settings(), directory, name, "champion")
 
 
 def assert_refused(outcome: dict, stage: str, *fragments: str) -> None:
@@ -84,7 +82,7 @@ def test_method_params_out_of_range_are_refused(world, tmp_path):
 
 
 def test_swapped_weights_behind_a_version_are_refused(world, tiny_world, tmp_path):
-    register_variant("swapped-restorer", tiny_world.fresh_model(), tmp_path / "original")
+    register_model("swapped-restorer", tiny_world.fresh_model(), tmp_path / "original")
     client = MlflowClient()
     version = client.get_model_version_by_alias("swapped-restorer", "champion")
     # Registered from a logged model, so the version's source is `models:/<model id>`.
@@ -103,7 +101,57 @@ def test_model_with_nan_weights_is_refused(world, tiny_world, tmp_path):
     broken = tiny_world.fresh_model()
     with torch.no_grad():
         next(broken.parameters()).view(-1)[0] = float("nan")
-    register_variant("nan-restorer", broken, tmp_path / "nan")
+    register_model("nan-restorer", broken, tmp_path / "nan")
     outcome = run_flow(request_file(tmp_path, "req-nanmodel", model="nan-restorer@champion"))
     assert_refused(outcome, "pull model", "NaN/inf weights")
     assert registry.alias_version(load_settings(), "nan-restorer", "champion") == "1"
+
+def test_concurrent_requests_for_one_model_are_serialized_into_a_chain_of_versions(world, tiny_world, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = "busy-restorer"
+    register_model(model, tiny_world.fresh_model(), tmp_path / "base")
+    requests = [quick_request(tmp_path, f"req-busy-{n}", model) for n in range(3)]
+    prefect_api_url()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        outcomes = list(pool.map(run_flow, requests))
+
+    assert [o["status"] for o in outcomes] == ["passed"] * 3, outcomes
+    steps = sorted((int(o["version_before"]), int(o["version_after"])) for o in outcomes)
+    # Each request started from the version the one before it promoted: 1 -> 2 -> 3 -> 4, no fork.
+    assert steps == [(1, 2), (2, 3), (3, 4)]
+    assert champion(model) == "4"
+    settings = load_settings()
+    ledger = chain.read_ledger(chain.ledger_path(settings, model))
+    by_version = {o["version_after"]: o["request_id"] for o in outcomes}
+    assert [entry.request_id for entry in ledger] == [by_version[v] for v in ("2", "3", "4")]
+    report = verify_trail(settings, model=model)
+    assert report.ok, [str(problem) for problem in report.problems]
+
+def test_a_request_id_reused_for_a_different_request_is_refused(world, tmp_path):
+    path = request_file(tmp_path, "req-reused", model="tiny-restorer@nonexistent")
+    first = run_flow(path)
+    path.write_text(path.read_text().replace("reason: test", "reason: another request, same id"))
+    second = run_flow(path)
+    assert first["status"] == "rejected" and first["stage"] == "pull model"
+    assert second["status"] == "rejected" and second["stage"] == "load request" and second["replayed"]
+    assert "'req-reused' was already used by a different request" in second["error"]
+    record = read_record(load_settings(), "req-reused")
+    assert record.failed_stage == "pull model" and record.mlflow_run_id == first["mlflow_run_id"]
+
+
+def test_forget_set_that_is_the_whole_training_set_is_refused_for_a_method_that_needs_retain_data(
+    world, tiny_world, tmp_path
+):
+    sets = [decode_arrays(tiny_world.files[set_path("train", name)], name)[0] for name in ("haze", "noise", "rain")]
+    everything = {key: np.concatenate([arrays[key] for arrays in sets]) for key in ("inputs", "targets")}
+    rev = commit_data(world, {"restoration/train/everything.safetensors": encode_arrays(everything, {"task": "restoration"})}, "all")
+    before = champion()
+    outcome = run_flow(
+        request_file(
+            tmp_path, "req-everything", forget__path="data/restoration/train/everything.safetensors", forget__rev=rev,
+            method={"name": "finetune", "params": {"steps": 5}},
+        )
+    )
+    assert_refused(outcome, "unlearn", "'finetune' needs retain data", "nothing is left to retain")
+    assert champion() == before

@@ -81,8 +81,10 @@ def concat(sets: list[PairSet], name: str) -> PairSet:
     return PairSet(name, torch.cat([s.inputs for s in sets]), torch.cat([s.targets for s in sets]), ids)
 
 
-def _example_key(example_input: torch.Tensor, example_target: torch.Tensor) -> bytes:
-    return hashlib.sha256(example_input.numpy().tobytes() + example_target.numpy().tobytes()).digest()
+def example_digests(pairs: PairSet) -> list[str]:
+    """One sha256 per example, over its input and target bytes: an example's identity by content."""
+    inputs, targets = pairs.inputs.detach().cpu().contiguous(), pairs.targets.detach().cpu().contiguous()
+    return [hashlib.sha256(i.numpy().tobytes() + t.numpy().tobytes()).hexdigest() for i, t in zip(inputs, targets)]
 
 
 def without(pairs: PairSet, excluded: PairSet) -> tuple[PairSet, int]:
@@ -91,8 +93,8 @@ def without(pairs: PairSet, excluded: PairSet) -> tuple[PairSet, int]:
     A request may name a whole split as retain data: the examples it asks to forget must not be
     learned again from there, nor count towards what the model keeps.
     """
-    dropped = {_example_key(i, t) for i, t in zip(excluded.inputs, excluded.targets)}
-    keep = [k for k, (i, t) in enumerate(zip(pairs.inputs, pairs.targets)) if _example_key(i, t) not in dropped]
+    dropped = set(example_digests(excluded))
+    keep = [index for index, digest in enumerate(example_digests(pairs)) if digest not in dropped]
     if len(keep) == len(pairs):
         return pairs, 0
     return pairs.subset(torch.tensor(keep, dtype=torch.long)), len(pairs) - len(keep)
