@@ -127,7 +127,7 @@ def test_audit_cli_lists_and_shows_records(world):
     from pipelines.cli import app
 
     listing = CliRunner().invoke(app, ["audit", "list"])
-    assert listing.exit_code == 0 and "req-pass" in listing.output
+    assert listing.exit_code == 0 and "req-pass" in listing.output, listing.output
     shown = CliRunner().invoke(app, ["audit", "show", "req-pass"])
     assert shown.exit_code == 0 and '"status": "passed"' in shown.output
     missing = CliRunner().invoke(app, ["audit", "show", "req-never-seen"])
