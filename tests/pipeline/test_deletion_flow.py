@@ -19,7 +19,7 @@ from tests.pipeline.conftest import MODEL, champion, request_file, run_flow
 from unlearning.data.pairs import decode_arrays, encode_arrays
 from unlearning.data.restoration import set_path
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("mlflow-store")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("pipeline-stores")]
 
 def test_passing_request_promotes_a_verified_exported_version(world, tmp_path):
     before = champion()
