@@ -109,8 +109,11 @@ def test_malformed_request_still_leaves_an_audit_record(world, tmp_path):
     assert read_record(load_settings(), "req-malformed").status == "rejected"
 
 
-def test_no_forget_sample_bytes_anywhere_in_the_stores(world, tiny_world):
-    """Privacy: after the runs above, no forget example's bytes appear in MLflow, Prefect or audit files."""
+def test_no_forget_sample_bytes_anywhere_in_the_stores(world, tiny_world, tmp_path):
+    """Privacy: after a promoted request (and any run before it), no forget example's bytes appear in
+    MLflow, Prefect or audit files."""
+    # Its own request, so the scan has something to find whichever tests ran before it on this worker.
+    assert run_flow(request_file(tmp_path, "req-privacy-scan"))["status"] == "passed"
     arrays, _ = decode_arrays(tiny_world.files[set_path("train", "haze")], "haze")
     needles = [np.ascontiguousarray(arrays["inputs"][i]).tobytes() for i in range(0, 128, 16)]
     home = Path(os.environ["ERASURE_HOME"])
@@ -123,13 +126,16 @@ def test_no_forget_sample_bytes_anywhere_in_the_stores(world, tiny_world):
     assert scanned > 10
 
 
-def test_audit_cli_lists_and_shows_records(world):
+def test_audit_cli_lists_and_shows_records(world, tmp_path):
     from pipelines.cli import app
 
+    # Its own record (a request refused at once), whichever tests ran before it on this worker.
+    (tmp_path / "listed.yaml").write_text("request_id: req-cli-listed\nmodel: restorer\n")
+    assert run_flow(tmp_path / "listed.yaml")["status"] == "rejected"
     listing = CliRunner().invoke(app, ["audit", "list"])
-    assert listing.exit_code == 0 and "req-pass" in listing.output, listing.output
-    shown = CliRunner().invoke(app, ["audit", "show", "req-pass"])
-    assert shown.exit_code == 0 and '"status": "passed"' in shown.output
+    assert listing.exit_code == 0 and "req-cli-listed" in listing.output, listing.output
+    shown = CliRunner().invoke(app, ["audit", "show", "req-cli-listed"])
+    assert shown.exit_code == 0 and '"status": "rejected"' in shown.output
     missing = CliRunner().invoke(app, ["audit", "show", "req-never-seen"])
     assert missing.exit_code == 2
 
