@@ -8,7 +8,7 @@ the request is refused rather than unlearned with a silently missing retain term
 
 from __future__ import annotations
 
-from unlearning.data.pairs import PairSet, example_digests, without
+from unlearning.data.pairs import PairSet, without
 from unlearning.methods import UnlearningMethod
 from unlearning.methods.base import UnlearningError
 
