@@ -17,7 +17,6 @@ A request that does not fit the group is processed alone, by the deletion flow, 
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import time
@@ -25,37 +24,39 @@ from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from prefect import flow, get_run_logger, task
 from prefect.transactions import transaction
 
-from pipelines import locks, recovery, registry
+from pipelines import kinds, locks, recovery, registry
 from pipelines.audit import AuditRecord, now, read_record
 from pipelines.audit.publish import publish_prefect_artifacts
 from pipelines.audit.record import Coalesced
 from pipelines.flow import (
     INPUT_ERRORS,
-    RequestData,
-    _pairs,
     audit_stage,
     export_stage,
+    log_method,
+    log_metrics,
     promote_stage,
     pull_data_stage,
     pull_model_stage,
+    record_assessment,
+    record_data,
+    record_request,
+    record_unlearning,
     register_stage,
     summarize,
+    unlearn,
     validate_stage,
     verify_stage,
 )
+from pipelines.kinds import Assessment, ModelKind
 from pipelines.request import DeletionRequest, RequestError, load_request
-from pipelines.evaluation import Assessment
-from pipelines.retain import retain_without_forget
 from pipelines.settings import Settings, load_settings
-from unlearning.data.pairs import PairSet, concat, decode_arrays, example_digests
 from unlearning.device import best_device
-from unlearning.methods import UnlearningProblem, create_method
-from unlearning.tasks import Task, task_for
 
 TAG_COALESCED = "erasure.coalesced_requests"
 
@@ -65,7 +66,7 @@ class Member:
     file: str
     request: DeletionRequest
     sha256: str
-    data: RequestData | None = None
+    data: Any = None  # the kind's decoded data for this request
     validation: dict | None = None
 
 
@@ -95,38 +96,19 @@ def plan(paths: Iterable[Path]) -> list[list[Path]]:
     return list(groups.values())
 
 
-def _unique(pairs: PairSet) -> PairSet:
-    """`pairs` without repeated examples (two requests may forget the same example)."""
-    first: dict[str, int] = {}
-    for index, digest in enumerate(example_digests(pairs)):
-        first.setdefault(digest, index)
-    return pairs if len(first) == len(pairs) else pairs.subset(torch.tensor(sorted(first.values())))
-
-
 def group_cache_key(context, parameters: dict) -> str:
     """Same requests, same base weights, same data bytes: the same shared model (see recovery.py)."""
-    requests, original, datas = parameters["requests"], parameters["original"], parameters["datas"]
+    requests, original, datas, kind = parameters["requests"], parameters["original"], parameters["datas"], parameters["kind"]
     inputs = [r.model_dump_json() for r in requests] + [original.weights_sha256]
-    inputs += [f.sha256 for data in datas for f in (data.forget, *data.retain)]
+    inputs += [digest for data in datas for digest in kind.cache_inputs(data)]
     return f"unlearn-group-{requests[0].request_id}-{recovery.cache_digest(*inputs)}"
 
 
 @task(name="unlearn (coalesced)", cache_key_fn=group_cache_key, persist_result=True)
-def unlearn_group_stage(requests: list[DeletionRequest], original: registry.RegisteredModel, datas: list[RequestData], device,
-                        model_task: Task):
-    """One unlearning run on the union of the requests' forget sets; they share method and params."""
-    lead = requests[0]
-    method = create_method(lead.method.name, lead.method.params, task_kind=model_task.kind)
-    forget = _unique(concat([_pairs(data.forget) for data in datas], "forget"))
-    retain_files = {f.sha256: f for data in datas for f in data.retain}  # a set two requests keep is read once
-    retain = concat([_pairs(f) for f in retain_files.values()], "retain") if retain_files else None
-    retain, excluded = retain_without_forget(method, forget, retain)
-    model = copy.deepcopy(original.model)
-    torch.manual_seed(method.params.seed)
-    outcome = method.run(UnlearningProblem(model=model, forget=forget, retain=retain, device=device, task=model_task))
-    retained = {"retain_examples": len(retain) if retain is not None else 0, "retain_examples_excluded_as_forget": excluded}
-    # A fresh instance: this result is persisted, and a run's state may hold forget-derived tensors.
-    return model.cpu().eval(), type(method)(method.params), outcome, len(forget), retained
+def unlearn_group_stage(requests: list[DeletionRequest], original: registry.RegisteredModel, datas: list, device,
+                        kind: ModelKind):
+    """One unlearning run on the union of the requests' forget data; they share method and params."""
+    return unlearn(requests[0], original, datas, device, kind)
 
 
 @dataclass
@@ -138,12 +120,11 @@ class SharedRun:
     unlearned: torch.nn.Module
     method: object
     outcome: object
-    forget_examples: int
     retained: dict
     checks: list[Assessment]  # per member, in group order
     seconds: float
     device: torch.device
-    model_task: Task
+    kind: ModelKind
 
 
 @flow(name="deletion-coalesced", log_prints=True)
@@ -183,13 +164,15 @@ def _unlearn_and_verify(settings: Settings, members: list[Member]) -> SharedRun 
         original = pull_model_stage(settings, undecided[0].request)
     except INPUT_ERRORS:
         return None  # the model is refused for all of them: each is refused alone
-    model_task = task_for(original.model)
+    kind = kinds.kind_of(original.model)
+    if not kind.coalesces:
+        return None  # e.g. generators: each request generates its own data; processed alone
     group = []
     for member in undecided:
         try:
-            member.request.thresholds.for_task(model_task.kind, member.request.model)
-            member.data = pull_data_stage(settings, member.request)
-            member.validation = validate_stage(member.request, member.data, model_task).as_record()
+            kind.check_request(member.request)
+            member.data = pull_data_stage(settings, member.request, original, kind)
+            member.validation = validate_stage(member.request, member.data, original, kind).as_record()
             group.append(member)
         except INPUT_ERRORS as error:
             logger.info("request %s set aside, to be refused alone: %s", member.request.request_id, error)
@@ -198,19 +181,19 @@ def _unlearn_and_verify(settings: Settings, members: list[Member]) -> SharedRun 
     device = best_device()
     started = time.perf_counter()
     try:
-        unlearned, method, outcome, forget_examples, retained = unlearn_group_stage(
-            [m.request for m in group], original, [m.data for m in group], device, model_task
+        unlearned, method, outcome, retained = unlearn_group_stage(
+            [m.request for m in group], original, [m.data for m in group], device, kind
         )
     except INPUT_ERRORS:
         return None  # e.g. the union leaves nothing to retain: each request is judged alone
     seeds = {"method": method.params.seed}
-    checks = [verify_stage(m.request, model_task, original, unlearned, m.data, device, seeds) for m in group]
+    checks = [verify_stage(m.request, kind, original, unlearned, m.data, device, seeds) for m in group]
     failing = [m.request.request_id for m, assessment in zip(group, checks) if not assessment.verdict.passed]
     if failing:
         logger.info("coalesced group dissolved: %s failed their checks on the shared model", failing)
         return None
-    return SharedRun(group, original, unlearned, method, outcome, forget_examples, retained, checks,
-                     time.perf_counter() - started, device, model_task)
+    return SharedRun(group, original, unlearned, method, outcome, retained, checks,
+                     time.perf_counter() - started, device, kind)
 
 
 def _decided(settings: Settings, member: Member) -> bool:
@@ -224,7 +207,7 @@ def _promote_and_record(settings: Settings, shared: SharedRun) -> list[tuple[str
     lead_run = recovery.audit_run(settings, lead.request.request_id, lead.sha256)
     coalesced = Coalesced(
         requests=[m.request.request_id for m in shared.group], shared_run_id=lead_run.info.run_id,
-        forget_examples=shared.forget_examples,
+        forget_examples=shared.retained.get("forget_examples", 0),
     )
     records = [_record(member, shared, checks, coalesced) for member, checks in zip(shared.group, shared.checks)]
     stage = "register"
@@ -234,7 +217,8 @@ def _promote_and_record(settings: Settings, shared: SharedRun) -> list[tuple[str
             registry.tag_version(settings, model_name, version, {TAG_COALESCED: ",".join(coalesced.requests)})
             stage = "export"
             export_run_id = registry.version_run_id(settings, model_name, version)
-            export = export_stage(settings, lead.request, shared.unlearned, lead.data, version, export_run_id).as_record()
+            export_inputs = shared.kind.export_inputs(lead.data)
+            export = export_stage(settings, lead.request, shared.unlearned, export_inputs, version, export_run_id).as_record()
             stage = "promote"
             promote_stage(settings, lead.request, version, shared.original.version)
         for record in records:
@@ -259,26 +243,14 @@ def _promote_and_record(settings: Settings, shared: SharedRun) -> list[tuple[str
 
 def _record(member: Member, shared: SharedRun, assessment: Assessment, coalesced: Coalesced) -> AuditRecord:
     """The member's audit record: the deletion flow's fields, its checks on its own evaluation sets."""
-    request, data, method = member.request, member.data, shared.method
-    record = AuditRecord(
-        request_id=request.request_id, request_sha256=member.sha256, requested_by=request.requested_by, reason=request.reason
-    )
-    record.model.name, record.model.alias = request.model.name, request.model.alias
+    record = AuditRecord(request_id=member.request.request_id, request_sha256=member.sha256)
+    record_request(record, member.request)
     record.model.version_before, record.model.weights_sha256_before = shared.original.version, shared.original.weights_sha256
-    record.privacy.file_names = "hashed" if request.privacy.hash_file_names else "plain"
-    examples = len(decode_arrays(data.forget.content, data.forget.path)[0]["inputs"])
-    record.forget_data = {**data.forget.provenance(), "examples": examples}
-    record.retain_data = [f.provenance() for f in data.retain]
-    record.evaluation_data = [f.provenance() for f in data.evaluation.values()]
+    record_data(record, shared.kind, member.data)
     record.validation = member.validation
-    record.device = str(shared.device)
-    record.method = {"name": method.name, "params": method.params.model_dump()}
-    record.unlearning = {
-        "task": shared.model_task.kind, "steps": shared.outcome.steps, "seconds": round(shared.outcome.seconds, 3),
-        "needs_retain": method.needs_retain, "seconds_total": round(shared.seconds, 3), **shared.retained,
-    }
-    record.verdict = {"passed": assessment.verdict.passed, "reasons": assessment.verdict.reasons}
-    record.metrics, record.evidence = assessment.metrics, assessment.evidence
+    record_unlearning(record, shared.kind, shared.method, shared.outcome, shared.retained, shared.device)
+    record.unlearning["seconds_total"] = round(shared.seconds, 3)
+    record_assessment(record, assessment)
     record.coalesced = coalesced
     return record
 
@@ -286,7 +258,5 @@ def _record(member: Member, shared: SharedRun, assessment: Assessment, coalesced
 def _log_run(settings: Settings, run_id: str, method, record: AuditRecord) -> None:
     mlflow_client = registry.client(settings)
     mlflow_client.log_param(run_id, "method", method.name)
-    for key, value in method.params.model_dump().items():
-        mlflow_client.log_param(run_id, f"method.{key}", value)
-    for evidence in record.metrics:
-        mlflow_client.log_metric(run_id, evidence.name, evidence.value)
+    log_method(mlflow_client, run_id, method)
+    log_metrics(mlflow_client, run_id, record)

@@ -4,8 +4,10 @@ load request -> pull model -> check thresholds -> pull data -> validate -> unlea
   -> (passed) register candidate -> export ONNX + parity -> promote
   -> audit record, whatever happened.
 
-The model's architecture says what it does (restoration or classification): that picks the
-thresholds that apply, the forget set's schema, the unlearning task and the verification.
+The model's architecture declares its kind (restoration, classification, generation); that kind's
+plug-in (pipelines/kinds/) supplies everything that differs between kinds: the forget target's form,
+the thresholds, the data and its validation, the unlearning problem, the verification and the export
+example. The flow itself never branches on the kind.
 The candidate is registered and exported *before* the alias moves, so the served alias only ever
 points at a version whose verification and ONNX parity both passed. Requests for one model run one at a
 time (pipelines/locks.py); a request killed at any stage is finished by running it again
@@ -27,26 +29,26 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.transactions import transaction
 
-from pipelines import datastore, locks, recovery, registry, validation
+from pipelines import kinds, locks, recovery, registry, validation
 from pipelines.audit import AuditRecord, local_record_path, now, read_record, write_record
 from pipelines.audit.publish import publish_prefect_artifacts
-from pipelines.datastore import DataRevisionError, FetchedFile
-from pipelines.evaluation import Assessment, EvaluationSets, assess
+from pipelines.datastore import DataRevisionError
 from pipelines.export import export_and_check
 from pipelines.faults import enter_stage
+from pipelines.kinds import Assessment, ModelKind
 from pipelines.request import DeletionRequest, RequestError, load_request, raw_request_id
-from pipelines.retain import retain_without_forget
 from pipelines.settings import Settings, load_settings
-from unlearning.data.pairs import CorruptDataError, PairSet, concat, decode_arrays, without
+from unlearning.data.pairs import CorruptDataError
 from unlearning.device import best_device
-from unlearning.methods import UnlearningProblem, create_method
+from unlearning.methods import create_method
 from unlearning.methods.base import DivergenceError, UnlearningError
-from unlearning.tasks import Task, task_for
 
 # Errors caused by what the request asked for or pointed at: the request is refused ("rejected").
 # Anything else is the platform's fault ("failed").
 INPUT_ERRORS = (
     RequestError,
+    kinds.KindError,
+    kinds.UnknownKindError,
     registry.ModelNotFoundError,
     registry.ModelIntegrityError,
     DataRevisionError,
@@ -74,22 +76,6 @@ class VerificationRejected(Exception):
     """Unlearning ran, but forgetting or retention missed the request's thresholds."""
 
 
-@dataclass
-class RequestData:
-    forget: FetchedFile
-    retain: list[FetchedFile]
-    evaluation: dict[str, FetchedFile]  # by set name (file stem), forgotten and kept
-
-
-def _set_name(path: str) -> str:
-    return Path(path).stem
-
-
-def _pairs(fetched: FetchedFile) -> PairSet:
-    arrays, _ = decode_arrays(fetched.content, fetched.path)
-    return PairSet.from_arrays(_set_name(fetched.path), arrays)
-
-
 @task(name="load request", cache_policy=NO_CACHE)
 def load_request_stage(request_file: str) -> DeletionRequest:
     return load_request(Path(request_file))
@@ -101,58 +87,35 @@ def pull_model_stage(settings: Settings, request: DeletionRequest) -> registry.R
 
 
 @task(name="pull data", cache_policy=NO_CACHE)
-def pull_data_stage(settings: Settings, request: DeletionRequest) -> RequestData:
-    def read(path: str) -> FetchedFile:
-        return datastore.fetch(settings.data_repo, path, request.forget.rev)
-
-    evaluation_paths = [request.forget.evaluation, *request.retain.evaluation]
-    return RequestData(
-        forget=read(request.forget.path),
-        retain=[read(path) for path in request.retain.paths],
-        evaluation={_set_name(path): read(path) for path in evaluation_paths},
-    )
+def pull_data_stage(settings: Settings, request: DeletionRequest, original: registry.RegisteredModel, kind: ModelKind):
+    """The request's data, decoded once: every later stage reads this, never the files again."""
+    return kind.pull_data(settings, request, original)
 
 
 @task(name="validate forget set", cache_policy=NO_CACHE)
-def validate_stage(request: DeletionRequest, data: RequestData, model_task: Task) -> validation.ValidationSummary:
-    forget_arrays, _ = decode_arrays(data.forget.content, data.forget.path)
-    evaluation_arrays, _ = decode_arrays(data.evaluation[_set_name(request.forget.evaluation)].content, "evaluation")
-    return validation.validate_forget_set(
-        forget_arrays["inputs"],
-        forget_arrays["targets"],
-        validation.SetSchema.like(evaluation_arrays, model_task.kind, getattr(model_task, "classes", None)),
-        evaluation_inputs=evaluation_arrays["inputs"],
-    )
+def validate_stage(request: DeletionRequest, data, original: registry.RegisteredModel, kind: ModelKind) -> validation.ValidationSummary:
+    return kind.validate(request, data, original.model)
 
 
 @task(name="unlearn", **recovery.PERSISTED_UNLEARN)
-def unlearn_stage(request: DeletionRequest, original: registry.RegisteredModel, data: RequestData, device: torch.device,
-                  model_task: Task):
-    method = create_method(request.method.name, request.method.params, task_kind=model_task.kind)
-    forget = _pairs(data.forget)
-    retain = concat([_pairs(f) for f in data.retain], "retain") if data.retain else None
-    retain, excluded = retain_without_forget(method, forget, retain)
+def unlearn_stage(request: DeletionRequest, original: registry.RegisteredModel, data, device: torch.device, kind: ModelKind):
+    return unlearn(request, original, [data], device, kind)
+
+
+def unlearn(request: DeletionRequest, original: registry.RegisteredModel, datas: list, device: torch.device, kind: ModelKind):
+    """Run the request's method on a copy of the original; `datas` are one request's data or a coalesced group's."""
+    method = create_method(request.method.name, request.method.params, task_kind=kind.name)
     model = copy.deepcopy(original.model)
     torch.manual_seed(method.params.seed)
-    problem = UnlearningProblem(model=model, forget=forget, retain=retain, device=device, task=model_task)
+    problem, retained = kind.problem(method, original, datas, device, model)
     outcome = method.run(problem)
-    retained = {"retain_examples": len(retain) if retain is not None else 0, "retain_examples_excluded_as_forget": excluded}
     # A fresh instance: this result is persisted, and a run's state may hold forget-derived tensors.
     return model.cpu().eval(), type(method)(method.params), outcome, retained
 
 
-def evaluation_sets(request: DeletionRequest, data: RequestData) -> EvaluationSets:
-    """The request's held-out sets; the kept ones less the held-out examples of the forgotten data."""
-    forgotten = _set_name(request.forget.evaluation)
-    sets = {name: _pairs(fetched) for name, fetched in data.evaluation.items()}
-    sets = {name: pairs if name == forgotten else without(pairs, sets[forgotten])[0] for name, pairs in sets.items()}
-    return EvaluationSets(forget=_pairs(data.forget), forgotten=forgotten, sets=sets)
-
-
 @task(name="verify", cache_policy=NO_CACHE)
-def verify_stage(request, model_task: Task, original, unlearned, data: RequestData, device, seeds: dict[str, int]) -> Assessment:
-    thresholds = request.thresholds.for_task(model_task.kind, request.model)
-    return assess(model_task, thresholds, original.model, unlearned, evaluation_sets(request, data), device, seeds)
+def verify_stage(request, kind: ModelKind, original, unlearned, data, device, seeds: dict[str, int]) -> Assessment:
+    return kind.assess(request, original.model, unlearned, data, device, seeds)
 
 
 # Retried: registration is idempotent per request and weights, so a retry never duplicates a version.
@@ -179,8 +142,7 @@ register_stage.on_rollback(recovery.reject_candidate)
 
 
 @task(name="export onnx", cache_policy=NO_CACHE)
-def export_stage(settings, request, unlearned, data: RequestData, version: str, run_id: str):
-    inputs = _pairs(data.evaluation[_set_name(request.forget.evaluation)]).inputs
+def export_stage(settings, request, unlearned, inputs: torch.Tensor, version: str, run_id: str):
     with tempfile.TemporaryDirectory() as scratch:
         result = export_and_check(unlearned, inputs, Path(scratch) / "model.onnx")
         registry.client(settings).log_artifact(run_id, str(result.path), "onnx")
@@ -234,10 +196,7 @@ def _process_request(settings: Settings, request_file: str, request_text: bytes,
     stage = enter_stage("load request")
     try:
         request = load_request_stage(request_file)
-        record.request_id, record.requested_by, record.reason = request.request_id, request.requested_by, request.reason
-        record.model.name, record.model.alias = request.model.name, request.model.alias
-        record.method = {"name": request.method.name, "params": request.method.params}
-        record.privacy.file_names = "hashed" if request.privacy.hash_file_names else "plain"
+        record_request(record, request)
         mlflow_client.log_param(run.info.run_id, "method", request.method.name)
 
         stage = enter_stage("pull model")
@@ -246,41 +205,31 @@ def _process_request(settings: Settings, request_file: str, request_text: bytes,
         record.model.version_before, record.model.weights_sha256_before = original.version, original.weights_sha256
 
         stage = enter_stage("check thresholds")
-        model_task = task_for(original.model)
-        request.thresholds.for_task(model_task.kind, request.model)  # refuse misplaced thresholds before any work
+        kind = kinds.kind_of(original.model)
+        kind.check_request(request)  # refuse a forget form or thresholds meant for another kind, before any work
 
         stage = enter_stage("pull data")
-        data = pull_data_stage(settings, request)
-        record.forget_data = {**data.forget.provenance(), "examples": None}
-        record.retain_data = [f.provenance() for f in data.retain]
-        record.evaluation_data = [f.provenance() for f in data.evaluation.values()]
+        data = pull_data_stage(settings, request, original, kind)
+        record_data(record, kind, data)
 
         stage = enter_stage("validate")
-        summary = validate_stage(request, data, model_task)
-        record.validation = summary.as_record()
-        record.forget_data["examples"] = len(decode_arrays(data.forget.content, data.forget.path)[0]["inputs"])
+        record.validation = validate_stage(request, data, original, kind).as_record()
 
         stage = enter_stage("unlearn")
         device = best_device()
-        record.device = str(device)
         started = time.perf_counter()
-        unlearned, method, outcome, retained = unlearn_stage(request, original, data, device, model_task)
-        record.method = {"name": method.name, "params": method.params.model_dump()}
-        record.unlearning = {"task": model_task.kind, "steps": outcome.steps, "seconds": round(outcome.seconds, 3),
-                             "needs_retain": method.needs_retain, **retained}
-        for key, value in method.params.model_dump().items():
-            mlflow_client.log_param(run.info.run_id, f"method.{key}", value)
+        unlearned, method, outcome, retained = unlearn_stage(request, original, data, device, kind)
+        record_unlearning(record, kind, method, outcome, retained, device)
+        log_method(mlflow_client, run.info.run_id, method)
 
         stage = enter_stage("verify")
-        assessment = verify_stage(request, model_task, original, unlearned, data, device, {"method": method.params.seed})
-        verdict = assessment.verdict
-        record.verdict = {"passed": verdict.passed, "reasons": verdict.reasons}
-        record.metrics, record.evidence = assessment.metrics, assessment.evidence
-        for evidence in record.metrics:
-            mlflow_client.log_metric(run.info.run_id, evidence.name, evidence.value)
+        assessment = verify_stage(request, kind, original, unlearned, data, device, {"method": method.params.seed})
+        record_assessment(record, assessment)
+        log_metrics(mlflow_client, run.info.run_id, record)
         record.unlearning["seconds_total"] = round(time.perf_counter() - started, 3)
-        if not verdict.passed:
-            raise VerificationRejected("verify: thresholds not met: " + "; ".join(r for r in verdict.reasons if "fails" in r))
+        if not assessment.verdict.passed:
+            reasons = "; ".join(r for r in assessment.verdict.reasons if "fails" in r)
+            raise VerificationRejected("verify: thresholds not met: " + reasons)
 
         stage = enter_stage("register")
         # A failure from here until the alias has moved rolls back: the candidate is tagged failed.
@@ -291,7 +240,7 @@ def _process_request(settings: Settings, request_file: str, request_text: bytes,
             stage = enter_stage("export")
             # The version's own run: an earlier attempt's when that attempt registered the same weights.
             export_run_id = registry.version_run_id(settings, request.model.name, version)
-            record.export = export_stage(settings, request, unlearned, data, version, export_run_id).as_record()
+            record.export = export_stage(settings, request, unlearned, kind.export_inputs(data), version, export_run_id).as_record()
 
             stage = enter_stage("promote")
             promote_stage(settings, request, version, original.version)
@@ -309,6 +258,44 @@ def _process_request(settings: Settings, request_file: str, request_text: bytes,
         publish_prefect_artifacts(settings, record)
     logger.info("request %s: %s (audit record %s)", record.request_id, record.status, location)
     return summarize(record, location)
+
+
+def record_request(record: AuditRecord, request: DeletionRequest) -> None:
+    """The record's fields that come from the request itself (shared with the coalesced flow)."""
+    record.request_id, record.requested_by, record.reason = request.request_id, request.requested_by, request.reason
+    record.model.name, record.model.alias = request.model.name, request.model.alias
+    record.method = {"name": request.method.name, "params": request.method.params}
+    record.privacy.file_names = "hashed" if request.privacy.hash_file_names else "plain"
+
+
+def record_data(record: AuditRecord, kind: ModelKind, data) -> None:
+    """Where the request's data came from: hashes and counts, never content."""
+    provenance = kind.provenance(data)
+    record.forget_data, record.retain_data, record.evaluation_data = (
+        provenance["forget_data"], provenance["retain_data"], provenance["evaluation_data"]
+    )
+
+
+def record_unlearning(record: AuditRecord, kind: ModelKind, method, outcome, retained: dict, device) -> None:
+    record.device = str(device)
+    record.method = {"name": method.name, "params": method.params.model_dump()}
+    record.unlearning = {"task": kind.name, "steps": outcome.steps, "seconds": round(outcome.seconds, 3),
+                         "needs_retain": method.needs_retain, **retained}
+
+
+def record_assessment(record: AuditRecord, assessment: Assessment) -> None:
+    record.verdict = {"passed": assessment.verdict.passed, "reasons": assessment.verdict.reasons}
+    record.metrics, record.evidence = assessment.metrics, assessment.evidence
+
+
+def log_method(mlflow_client, run_id: str, method) -> None:
+    for key, value in method.params.model_dump().items():
+        mlflow_client.log_param(run_id, f"method.{key}", value)
+
+
+def log_metrics(mlflow_client, run_id: str, record: AuditRecord) -> None:
+    for evidence in record.metrics:
+        mlflow_client.log_metric(run_id, evidence.name, evidence.value)
 
 
 def reused_id(replayed: dict, previous: AuditRecord, request_sha256: str) -> dict:

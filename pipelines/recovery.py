@@ -65,8 +65,8 @@ def cache_digest(*parts: str) -> str:
 
 def unlearn_cache_key(context: TaskRunContext, parameters: dict) -> str:
     """Same request content, same base weights, same data bytes: the same unlearned model."""
-    request, original, data = parameters["request"], parameters["original"], parameters["data"]
-    inputs = [request.model_dump_json(), original.weights_sha256, data.forget.sha256, *(f.sha256 for f in data.retain)]
+    request, original, data, kind = parameters["request"], parameters["original"], parameters["data"], parameters["kind"]
+    inputs = [request.model_dump_json(), original.weights_sha256, *kind.cache_inputs(data)]
     return f"unlearn-{request.request_id}-{cache_digest(*inputs)}"
 
 

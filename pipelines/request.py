@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
-from unlearning.verify import ClassificationThresholds, RestorationThresholds
+from pipelines.kinds import ForgetTarget
+from pipelines.kinds.base import check_threshold_values, parse_forget
+from pipelines.kinds.files import RetainFiles
 
 
 class RequestError(ValueError):
@@ -28,50 +30,9 @@ class ModelRef(_Strict):
         return f"{self.name}@{self.alias}"
 
 
-class ForgetData(_Strict):
-    path: str = Field(description="DVC-tracked path of the forget set, e.g. data/restoration/train/haze.safetensors")
-    rev: str = Field(description="git revision of the data repository the path is read at")
-    evaluation: str = Field(description="held-out set of the same kind, used to measure forgetting")
-
-
-class RetainData(_Strict):
-    paths: list[str] = Field(default_factory=list, description="sets the model must keep serving; read at forget.rev")
-    evaluation: list[str] = Field(min_length=1, description="held-out sets used to measure retention")
-
-
 class MethodSpec(_Strict):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
-
-
-RESTORATION_THRESHOLDS = ("forget_max_gain_db", "retain_max_drop_db")
-CLASSIFICATION_THRESHOLDS = ("forget_max_accuracy", "test_max_drop", "mia_max_excess")
-
-
-class Thresholds(_Strict):
-    """Pass criteria; each applies to one kind of model and is left unset (default) for the other.
-    Unset thresholds take the defaults of unlearning.verify."""
-
-    forget_max_gain_db: float | None = Field(None, ge=-10.0, le=30.0, description="restoration")
-    retain_max_drop_db: float | None = Field(None, ge=-10.0, le=30.0, description="restoration")
-    forget_max_accuracy: float | None = Field(None, ge=0.0, le=1.0, description="classification")
-    test_max_drop: float | None = Field(None, ge=0.0, le=1.0, description="classification")
-    mia_max_excess: float | None = Field(None, ge=0.0, le=0.5, description="classification")
-
-    def for_task(self, task_kind: str, model: "ModelRef") -> RestorationThresholds | ClassificationThresholds:
-        """The thresholds for a model of `task_kind`; a threshold meant for the other kind is an error,
-        since silently ignoring it would verify the request against criteria nobody asked for."""
-        own, other, config = {
-            "restoration": (RESTORATION_THRESHOLDS, CLASSIFICATION_THRESHOLDS, RestorationThresholds),
-            "classification": (CLASSIFICATION_THRESHOLDS, RESTORATION_THRESHOLDS, ClassificationThresholds),
-        }[task_kind]
-        misplaced = [name for name in other if getattr(self, name) is not None]
-        if misplaced:
-            raise RequestError(
-                f"thresholds.{misplaced[0]}: applies to {'classification' if task_kind == 'restoration' else 'restoration'} "
-                f"models, but {model} is a {task_kind} model; its thresholds are {list(own)}"
-            )
-        return config(**{name: getattr(self, name) for name in own if getattr(self, name) is not None})
 
 
 class PrivacyOptions(_Strict):
@@ -84,12 +45,15 @@ _MODEL_REF = re.compile(r"^(?P<name>[A-Za-z0-9][\w.-]*)@(?P<alias>[A-Za-z][\w-]*
 
 
 class DeletionRequest(_Strict):
+    """The kind-specific parts (`forget`'s form, `retain`, `thresholds`) are checked here for shape and
+    range, and against the kind of the model once it is pulled (pipelines/kinds/)."""
+
     request_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
     model: ModelRef
-    forget: ForgetData
-    retain: RetainData
+    forget: SerializeAsAny[ForgetTarget]  # the form's own fields, also when serialised (cache keys)
+    retain: RetainFiles | None = None
     method: MethodSpec
-    thresholds: Thresholds = Thresholds()
+    thresholds: dict[str, float] = Field(default_factory=dict, description="pass criteria by name; unset ones take the defaults")
     requested_by: str = Field(min_length=1)
     reason: str = Field(min_length=1)
     privacy: PrivacyOptions = PrivacyOptions()
@@ -104,9 +68,21 @@ class DeletionRequest(_Strict):
             return match.groupdict()
         return value
 
+    @field_validator("forget", mode="before")
+    @classmethod
+    def _parse_forget(cls, value: Any) -> ForgetTarget:
+        return parse_forget(value)
+
+    @field_validator("thresholds", mode="after")
+    @classmethod
+    def _known_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        return check_threshold_values(value)
+
     @model_validator(mode="after")
     def _forget_is_not_kept(self) -> "DeletionRequest":
-        overlap = {self.forget.path, self.forget.evaluation} & set(self.retain.paths + self.retain.evaluation)
+        if self.retain is None:
+            return self
+        overlap = self.forget.named_paths() & set(self.retain.paths + self.retain.evaluation)
         if overlap:
             raise ValueError(f"retain sets also listed as forget data: {sorted(overlap)}")
         return self

@@ -2,8 +2,8 @@
 
 Each example becomes one row of facts (hashes, shape, dtype, value range, non-finite count), never
 its pixels, so GX results can be kept in the audit trail without leaking the data. What the rows must
-say (`SetSchema`) comes from the request's evaluation set and the kind of model: uint8 image pairs
-for a restorer, [0, 1] features with class labels for a classifier.
+say (`SetSchema`) comes from the request's evaluation set and the kind of model (pipelines/kinds/): uint8
+image pairs for a restorer, [0, 1] features with class labels for a classifier.
 """
 
 from __future__ import annotations
@@ -44,18 +44,13 @@ class SetSchema:
     target_range: tuple[float, float]
 
     @classmethod
-    def like(cls, evaluation: dict[str, np.ndarray], task_kind: str, classes: int | None = None) -> "SetSchema":
-        """The schema of the request's evaluation set, with value ranges from the task: pixels in
-        [0, 255] (uint8) or [0, 1]; restoration targets like the inputs, class labels in [0, classes)."""
+    def like(cls, evaluation: dict[str, np.ndarray], target_range: tuple[float, float] | None = None) -> "SetSchema":
+        """The schema of the request's evaluation set: pixels in [0, 255] (uint8) or [0, 1]; targets in
+        `target_range` (a kind's own, e.g. class labels), or the inputs' range when None."""
         inputs, targets = evaluation["inputs"], evaluation["targets"]
         input_range = (0.0, 255.0) if inputs.dtype == np.uint8 else (0.0, 1.0)
-        if task_kind == "classification":
-            if classes is None:
-                raise ValueError("a classification schema needs the number of classes")
-            target_range = (0.0, float(classes - 1))
-        else:
-            target_range = input_range
-        return cls(_shape(inputs[0]), _shape(targets[0]), f"{inputs.dtype}/{targets.dtype}", input_range, target_range)
+        return cls(_shape(inputs[0]), _shape(targets[0]), f"{inputs.dtype}/{targets.dtype}", input_range,
+                   target_range or input_range)
 
 
 def _shape(example: np.ndarray) -> str:

@@ -1,8 +1,10 @@
 """What kind of prediction a model makes, as far as unlearning needs to know.
 
-A method is written once against this interface and runs on both task kinds: restoration (pairs of
-degraded and clean images, per-example MSE, "doing nothing" = returning the input) and
-classification (labels, cross-entropy, "doing nothing" = knowing nothing, i.e. uniform logits).
+A supervised method is written once against this interface and runs on both supervised kinds:
+restoration (pairs of degraded and clean images, per-example MSE, "doing nothing" = returning the
+input) and classification (labels, cross-entropy, "doing nothing" = knowing nothing, i.e. uniform
+logits). Every Task subclass registers itself under its `kind`; a model declares the kind it solves
+(`task_kind`), so `task_for` never branches on a name.
 """
 
 from __future__ import annotations
@@ -15,8 +17,21 @@ import torch
 from torch.nn import functional
 
 
+TASKS: dict[str, type["Task"]] = {}
+
+
 class Task(ABC):
     kind: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            TASKS[cls.kind] = cls
+
+    @classmethod
+    def for_model(cls, model: torch.nn.Module) -> "Task":
+        """This task configured for `model` (e.g. its number of classes)."""
+        return cls()
 
     @abstractmethod
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -57,6 +72,10 @@ class Classification(Task):
     def __init__(self, classes: int):
         self.classes = classes
 
+    @classmethod
+    def for_model(cls, model):
+        return cls(model.config.classes)
+
     def loss(self, outputs, targets):
         return functional.cross_entropy(outputs.float(), targets.long(), reduction="none")
 
@@ -76,14 +95,17 @@ class Classification(Task):
 
 
 RESTORATION = Restoration()
+# The kinds the shared supervised loop serves (a method's default `task_kinds`).
 TASK_KINDS = ("restoration", "classification")
+
+
+class UnknownTaskError(ValueError):
+    pass
 
 
 def task_for(model: torch.nn.Module) -> Task:
     """The task a model's architecture solves (its `task_kind`), configured for that model."""
     kind = getattr(model, "task_kind", None)
-    if kind == "restoration":
-        return RESTORATION
-    if kind == "classification":
-        return Classification(model.config.classes)
-    raise ValueError(f"{type(model).__name__} declares no task_kind; expected one of {TASK_KINDS}")
+    if kind not in TASKS:
+        raise UnknownTaskError(f"{type(model).__name__} declares task_kind {kind!r}; known task kinds: {sorted(TASKS)}")
+    return TASKS[kind].for_model(model)

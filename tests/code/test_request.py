@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.kinds import KindError, kind_named
 from pipelines.request import RequestError, load_request, parse_request
 from pipelines.settings import PROJECT_ROOT
 
@@ -18,7 +19,7 @@ def test_example_request_is_valid():
     request = load_request(EXAMPLE)
     assert (request.model.name, request.model.alias) == ("restorer", "champion")
     assert request.method.name == "gradient_ascent"
-    assert request.thresholds.for_task("restoration", request.model).forget_max_gain_db == 0.5
+    assert kind_named("restoration").thresholds(request).forget_max_gain_db == 0.5
 
 
 @pytest.mark.parametrize(
@@ -65,15 +66,37 @@ def test_missing_file_is_named(tmp_path: Path):
 def test_thresholds_apply_to_one_kind_of_model_and_a_misplaced_one_is_named():
     classifier_only = example_text().replace("forget_max_gain_db: 0.5\n  retain_max_drop_db: 0.3", "test_max_drop: 0.02")
     request = parse_request(classifier_only)
-    assert request.thresholds.for_task("classification", request.model).test_max_drop == 0.02
+    assert kind_named("classification").thresholds(request).test_max_drop == 0.02
     request = parse_request(example_text().replace("retain_max_drop_db: 0.3", "retain_max_drop_db: 0.3\n  test_max_drop: 0.02"))
-    with pytest.raises(RequestError, match=r"thresholds\.forget_max_gain_db: applies to restoration models"):
-        request.thresholds.for_task("classification", request.model)
-    with pytest.raises(RequestError, match=r"thresholds\.test_max_drop: applies to classification models"):
-        request.thresholds.for_task("restoration", request.model)
+    with pytest.raises(KindError, match=r"thresholds\.forget_max_gain_db: applies to restoration models"):
+        kind_named("classification").thresholds(request)
+    with pytest.raises(KindError, match=r"thresholds\.test_max_drop: applies to classification models"):
+        kind_named("restoration").thresholds(request)
 
 
 def test_unset_thresholds_take_the_verification_defaults():
     request = parse_request(example_text().replace("  forget_max_gain_db: 0.5\n", ""))
-    assert request.thresholds.forget_max_gain_db is None
-    assert request.thresholds.for_task("restoration", request.model).forget_max_gain_db == 0.5
+    assert "forget_max_gain_db" not in request.thresholds
+    assert kind_named("restoration").thresholds(request).forget_max_gain_db == 0.5
+
+
+def test_an_unknown_threshold_is_named_with_the_known_ones():
+    with pytest.raises(RequestError, match=r"thresholds\.forget_harder: unknown threshold; known thresholds: \[.*forget_max_gain_db"):
+        parse_request(example_text().replace("retain_max_drop_db: 0.3", "forget_harder: 1"))
+
+
+def test_a_forget_section_of_no_known_form_lists_the_forms():
+    text = example_text().replace("  path: data/restoration/train/haze.safetensors\n", "  file: data/x.safetensors\n")
+    with pytest.raises(RequestError, match=r"forget: .*cannot tell which kind of forget target.*`path:` for data files"):
+        parse_request(text)
+
+
+def test_a_file_request_for_a_kind_that_forgets_otherwise_is_refused_naming_both_forms():
+    class Other(kind_named("restoration").forget_form):
+        form_key = "other"
+        form_summary = "something else"
+
+    kind = type(kind_named("restoration"))()
+    kind.forget_form = Other
+    with pytest.raises(KindError, match=r"forget: restorer@champion is a restoration model, which forgets something else"):
+        kind.check_request(load_request(EXAMPLE))

@@ -17,7 +17,7 @@ def sets(tiny_world):
 
 
 def check(inputs, targets, evaluation):
-    return validate_forget_set(inputs, targets, SetSchema.like(evaluation, "restoration"), evaluation["inputs"])
+    return validate_forget_set(inputs, targets, SetSchema.like(evaluation), evaluation["inputs"])
 
 
 def test_clean_forget_set_passes(sets):
@@ -70,7 +70,7 @@ def digit_sets():
     files = build_digits_sets(DigitsDataConfig())
     forget, _ = decode_arrays(files[class_set_path("train", 8)], "forget")
     evaluation, _ = decode_arrays(files[class_set_path("test", 8)], "eval")
-    return forget, evaluation, SetSchema.like(evaluation, "classification", classes=10)
+    return forget, evaluation, SetSchema.like(evaluation, target_range=(0.0, 9.0))
 
 
 def test_a_class_of_digits_passes_as_classifier_data(digit_sets):

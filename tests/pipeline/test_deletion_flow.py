@@ -70,7 +70,7 @@ def test_corrupt_forget_file_is_rejected_naming_the_file(world, tmp_path):
     rev = commit_data(world, {"restoration/train/haze-corrupt.safetensors": b"\x00garbage" * 50}, "corrupt")
     before = champion()
     outcome = run_flow(request_file(tmp_path, "req-corrupt", forget__path="data/restoration/train/haze-corrupt.safetensors", forget__rev=rev))
-    assert outcome["status"] == "rejected" and outcome["stage"] == "validate"
+    assert outcome["status"] == "rejected" and outcome["stage"] == "pull data"
     assert "haze-corrupt.safetensors" in outcome["error"] and "not a readable safetensors" in outcome["error"]
     assert champion() == before
 

@@ -1,0 +1,244 @@
+"""What a kind of model is to the deletion flow: one plug-in per kind, selected by the model itself.
+
+A registered model's architecture declares the kind it is (`task_kind`: restoration, classification,
+generation). The flow asks that kind's plug-in for everything that differs between kinds, and never
+branches on the name:
+
+    forget_form    the shape of the request's `forget:` section (data files, a generator's feature, ...)
+    Thresholds     the request's pass criteria for this kind (pydantic, unknown names refused)
+    pull_data      what the request's data is, read from DVC (or generated), decoded once
+    validate       Great Expectations on the forget data
+    problem        the unlearning problem handed to the method (unlearning/)
+    assess         scores before/after, the verdict and its evidence
+    export_inputs  example inputs for the ONNX export and its parity check
+    figures        the report's charts for a record of this kind
+
+Adding a kind is one module in this package that subclasses `ModelKind` and calls `register_kind`.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+from torch import nn
+
+from pipelines.audit.record import Evidence, MetricEvidence
+from unlearning.tasks import Task, task_for
+from unlearning.verify import Verdict
+
+if TYPE_CHECKING:
+    from pipelines.registry import RegisteredModel
+    from pipelines.request import DeletionRequest
+    from pipelines.settings import Settings
+    from pipelines.validation import ValidationSummary
+    from unlearning.methods import UnlearningMethod, UnlearningProblem
+
+
+class KindError(ValueError):
+    """The request does not fit the kind of model it names (wrong forget form, misplaced thresholds)."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ForgetTarget(Strict):
+    """Base of every `forget:` form. A form is recognised by its `form_key`, a field only it has."""
+
+    form_key: ClassVar[str]
+    form_summary: ClassVar[str]
+
+    def named_paths(self) -> set[str]:
+        """DVC paths this form names (to refuse the same path also listed as retain data)."""
+        return set()
+
+
+class KindThresholds(Strict):
+    """Base of a kind's thresholds: every field optional (None = the verification default)."""
+
+    def verify_thresholds(self) -> Any:
+        """The `unlearning.verify` thresholds dataclass, defaults filled in."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Assessment:
+    metrics: list[MetricEvidence]
+    verdict: Verdict
+    evidence: Evidence
+
+
+@dataclass(frozen=True)
+class Figures:
+    """A record's report charts, as data URIs; None where a kind has nothing to draw."""
+
+    metrics: str | None = None
+    samples: str | None = None
+
+
+class ModelKind(ABC):
+    name: ClassVar[str]  # equals the architectures' task_kind
+    forget_form: ClassVar[type[ForgetTarget]]
+    Thresholds: ClassVar[type[KindThresholds]]
+    uses_retain: ClassVar[bool] = True  # whether a request for this kind names retain data
+    coalesces: ClassVar[bool] = True  # whether requests for one model can share one unlearning run
+
+    def task(self, model: nn.Module) -> Task:
+        return task_for(model)
+
+    def check_request(self, request: DeletionRequest) -> None:
+        """Refuse, before any work, a request whose parts are meant for another kind of model."""
+        if not isinstance(request.forget, self.forget_form):
+            raise KindError(
+                f"forget: {request.model} is a {self.name} model, which forgets {self.forget_form.form_summary}; "
+                f"the request names {type(request.forget).form_summary}"
+            )
+        if request.retain is not None and not self.uses_retain:
+            raise KindError(f"retain: {request.model} is a {self.name} model, whose requests name no retain data")
+        if request.retain is None and self.uses_retain:
+            raise KindError(f"retain: {request.model} is a {self.name} model; name the held-out sets it must keep (retain.evaluation)")
+        self.thresholds(request)
+
+    def thresholds(self, request: DeletionRequest) -> Any:
+        """The request's thresholds for this kind; one that belongs to another kind is named and refused,
+        since silently ignoring it would verify the request against criteria nobody asked for."""
+        own = set(self.Thresholds.model_fields)
+        for name in request.thresholds:
+            if name not in own:
+                owner = threshold_owner(name)
+                raise KindError(
+                    f"thresholds.{name}: applies to {owner} models, but {request.model} is a {self.name} model; "
+                    f"its thresholds are {sorted(own)}"
+                )
+        return self.Thresholds(**request.thresholds).verify_thresholds()
+
+    @abstractmethod
+    def pull_data(self, settings: Settings, request: DeletionRequest, original: RegisteredModel) -> Any:
+        """The request's data, fetched at its revision and decoded once (every later stage reuses it)."""
+
+    @abstractmethod
+    def provenance(self, data: Any) -> dict[str, Any]:
+        """Audit record fields: forget_data, retain_data, evaluation_data (hashes and counts, no content)."""
+
+    @abstractmethod
+    def validate(self, request: DeletionRequest, data: Any, model: nn.Module) -> ValidationSummary:
+        """Great Expectations on the forget data, against what `model` takes; raises ForgetSetValidationError
+        naming each failure."""
+
+    @abstractmethod
+    def forget_examples(self, data: Any) -> int:
+        """How many examples the request forgets (the record's count)."""
+
+    @abstractmethod
+    def problem(self, method: UnlearningMethod, original: RegisteredModel, datas: list[Any], device: torch.device,
+                model: nn.Module) -> tuple[UnlearningProblem, dict[str, Any]]:
+        """The unlearning problem for one request, or several coalesced ones (`datas`), on `model` (a copy of
+        the original), and what the record says about the data it used."""
+
+    @abstractmethod
+    def assess(self, request: DeletionRequest, original: nn.Module, unlearned: nn.Module, data: Any,
+               device: torch.device, seeds: dict[str, int]) -> Assessment:
+        """Score before and after, check the request's thresholds, and describe the evidence."""
+
+    @abstractmethod
+    def export_inputs(self, data: Any) -> torch.Tensor:
+        """Inputs for the ONNX export example and the onnxruntime parity check (never forget data)."""
+
+    def figures(self, settings: Settings, record) -> Figures:
+        return Figures()
+
+    def cache_inputs(self, data: Any) -> list[str]:
+        """What the persisted unlearn result depends on besides the request and the weights (hashes)."""
+        return []
+
+
+KINDS: dict[str, ModelKind] = {}
+FORGET_FORMS: list[type[ForgetTarget]] = []
+
+
+def register_kind(kind_class: type[ModelKind]) -> type[ModelKind]:
+    """Class decorator: make a kind of model known to the flow, the request schema and the report."""
+    KINDS[kind_class.name] = kind_class()
+    if kind_class.forget_form not in FORGET_FORMS:
+        FORGET_FORMS.append(kind_class.forget_form)
+    return kind_class
+
+
+class UnknownKindError(LookupError):
+    pass
+
+
+def kind_named(name: str) -> ModelKind:
+    if name not in KINDS:
+        raise UnknownKindError(f"unknown kind of model {name!r}; known: {sorted(KINDS)}")
+    return KINDS[name]
+
+
+def kind_of(model: nn.Module) -> ModelKind:
+    """The plug-in for a model, from the kind its architecture declares."""
+    return kind_named(getattr(model, "task_kind", None) or type(model).__name__)
+
+
+def threshold_owner(name: str) -> str | None:
+    return next((kind.name for kind in KINDS.values() if name in kind.Thresholds.model_fields), None)
+
+
+def check_threshold_values(values: dict[str, Any]) -> dict[str, float]:
+    """Load-time check of a request's thresholds: each name known to some kind, each value in its range."""
+    for name, value in values.items():
+        owner = threshold_owner(name)
+        if owner is None:
+            known = sorted(n for kind in KINDS.values() for n in kind.Thresholds.model_fields)
+            raise ValueError(f"thresholds.{name}: unknown threshold; known thresholds: {known}")
+        try:
+            KINDS[owner].Thresholds(**{name: value})
+        except ValidationError as error:
+            problem = error.errors()[0]
+            raise ValueError(f"thresholds.{name}: {problem['msg']} (got {_short(value)})") from None
+    return values
+
+
+def parse_forget(value: Any) -> ForgetTarget:
+    """The request's `forget:` section as the form it names (recognised by each form's key field)."""
+    if isinstance(value, ForgetTarget):
+        return value
+    forms = {form.form_key: form for form in FORGET_FORMS}
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping; one of: {_form_list(forms)}")
+    matching = [form for key, form in forms.items() if key in value]
+    if len(matching) != 1:
+        raise ValueError(f"cannot tell which kind of forget target this is (keys {sorted(value)}); one of: {_form_list(forms)}")
+    try:
+        return matching[0].model_validate(value)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"forget.{'.'.join(map(str, e['loc']))}: {e['msg']}" + ("" if e["type"] == "missing" else f" (got {_short(e['input'])})")
+            for e in error.errors()
+        )
+        raise ValueError(problems) from None
+
+
+def _form_list(forms: dict[str, type[ForgetTarget]]) -> str:
+    return "; ".join(f"`{key}:` for {form.form_summary}" for key, form in forms.items())
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A bounded repr: an error never echoes unbounded input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def binomial_stderr(value: float, examples: int) -> float:
+    return math.sqrt(value * (1 - value) / examples) if examples > 0 else float("nan")
+
+
+def check_metrics(verdict: Verdict) -> list[MetricEvidence]:
+    return [
+        MetricEvidence(name=c.name, value=c.value, threshold=c.threshold, comparator=c.comparator, passed=c.passed)
+        for c in verdict.checks
+    ]

@@ -1,0 +1,88 @@
+"""Restoration (the all-in-one restorer): forget a degradation, keep restoring the others.
+
+Evaluation: PSNR/SSIM per held-out set; the forgotten degradation must be restored no better than
+leaving the input as is, the kept ones within a drop of the original.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from pipelines import validation
+from pipelines.audit.evidence import restoration_evidence
+from pipelines.audit.record import MetricEvidence
+from pipelines.kinds.base import Assessment, Figures, KindThresholds, ModelKind, check_metrics, register_kind
+from pipelines.kinds.files import FileData, ForgetFiles, file_cache_inputs, file_provenance, forget_and_retain, pull_files
+from unlearning.metrics import RestorationScores, predict, score_outputs
+from unlearning.verify import RestorationThresholds, Verdict, verify_restoration
+
+
+class RestorationRequestThresholds(KindThresholds):
+    forget_max_gain_db: float | None = Field(None, ge=-10.0, le=30.0, description="forgotten set: PSNR gain over the input, at most")
+    retain_max_drop_db: float | None = Field(None, ge=-10.0, le=30.0, description="each kept set: PSNR drop, at most")
+
+    def verify_thresholds(self) -> RestorationThresholds:
+        return RestorationThresholds(**self.model_dump(exclude_none=True))
+
+
+@register_kind
+class RestorationKind(ModelKind):
+    name = "restoration"
+    forget_form = ForgetFiles
+    Thresholds = RestorationRequestThresholds
+
+    def pull_data(self, settings, request, original) -> FileData:
+        return pull_files(settings, request)
+
+    def provenance(self, data: FileData) -> dict:
+        return file_provenance(data)
+
+    def validate(self, request, data: FileData, model) -> validation.ValidationSummary:
+        evaluation = data.forgotten_evaluation.arrays
+        return validation.validate_forget_set(
+            data.forget.arrays["inputs"], data.forget.arrays["targets"], validation.SetSchema.like(evaluation),
+            evaluation_inputs=evaluation["inputs"],
+        )
+
+    def forget_examples(self, data: FileData) -> int:
+        return len(data.forget_pairs)
+
+    def problem(self, method, original, datas, device, model):
+        from unlearning.methods import UnlearningProblem
+
+        forget, retain, retained = forget_and_retain(method, datas)
+        return UnlearningProblem(model=model, forget=forget, retain=retain, device=device, task=self.task(model)), retained
+
+    def assess(self, request, original, unlearned, data: FileData, device, seeds) -> Assessment:
+        sets = data.evaluation_sets()
+        outputs_before = {name: predict(original, pairs.inputs, device) for name, pairs in sets.items()}
+        outputs_after = {name: predict(unlearned, pairs.inputs, device) for name, pairs in sets.items()}
+        before = {name: score_outputs(outputs_before[name], pairs) for name, pairs in sets.items()}
+        after = {name: score_outputs(outputs_after[name], pairs) for name, pairs in sets.items()}
+        verdict = verify_restoration(before, after, [data.forgotten], self.thresholds(request))
+        metrics, evidence = restoration_evidence(_metrics(before, after, verdict), outputs_before, outputs_after, sets, seeds)
+        return Assessment(metrics, verdict, evidence)
+
+    def export_inputs(self, data: FileData):
+        return data.forgotten_evaluation.pairs().inputs
+
+    def cache_inputs(self, data: FileData) -> list[str]:
+        return file_cache_inputs(data)
+
+    def figures(self, settings, record) -> Figures:
+        from pipelines.audit import figures
+
+        return Figures(metrics=figures.restoration_chart(record),
+                       samples=figures.restoration_grid(settings, record) if record.metrics else None)
+
+
+def _metrics(before: dict[str, RestorationScores], after: dict[str, RestorationScores], verdict: Verdict) -> list[MetricEvidence]:
+    metrics = []
+    for name in sorted(after):
+        for stage, scores in (("before", before[name]), ("after", after[name])):
+            metrics += [
+                MetricEvidence(name=f"{stage}.{name}.psnr", value=scores.psnr),
+                MetricEvidence(name=f"{stage}.{name}.ssim", value=scores.ssim),
+            ]
+        metrics.append(MetricEvidence(name=f"input.{name}.psnr", value=after[name].input_psnr))
+    return metrics + check_metrics(verdict)
