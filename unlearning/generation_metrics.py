@@ -12,6 +12,7 @@ from scipy import linalg
 from torch import nn
 
 from unlearning.data.pairs import PairSet
+from unlearning.verify import GenerationScores
 
 
 def latent_bank(latent_dim: int, size: int, seed: int) -> torch.Tensor:
@@ -99,3 +100,17 @@ def judged_sample_sets(
     chosen = labels == forget_class
     return (PairSet("negatives", images[chosen], labels[chosen].float()),
             PairSet("positives", images[~chosen], labels[~chosen].float()))
+
+
+def score_generator(
+    model: nn.Module, judge: nn.Module, feature_net: nn.Module, latents: torch.Tensor, kept_real_features: torch.Tensor,
+    forget_class: int, device: torch.device, kid_subsets: int = 50, kid_subset_size: int = 200,
+) -> GenerationScores:
+    """`model`'s GenerationScores on the latent bank `latents`, against `kept_real_features` (the feature
+    network's features of real digits of the kept classes, e.g. the test split without the class)."""
+    images = generate_images(model, latents, device)
+    shares = class_shares(judge, images, device, classes=judge.config.classes)
+    generated = features(feature_net, images, device)
+    kid, _ = kernel_inception_distance(generated, kept_real_features, kid_subsets, kid_subset_size, seed=0)
+    return GenerationScores(forget_class=forget_class, forget_share=shares[forget_class].item(),
+                            class_shares=tuple(shares.tolist()), fid=frechet_distance(generated, kept_real_features), kid=kid)
