@@ -109,3 +109,30 @@ def task_for(model: torch.nn.Module) -> Task:
     if kind not in TASKS:
         raise UnknownTaskError(f"{type(model).__name__} declares task_kind {kind!r}; known task kinds: {sorted(TASKS)}")
     return TASKS[kind].for_model(model)
+
+
+class Generation(Task):
+    """A generator (z -> image). Generation methods run their own adversarial loops over generated
+    samples, so the per-example supervised losses below have no meaning here and refuse to run."""
+
+    kind = "generation"
+
+    def _refuse(self, what: str):
+        raise NotImplementedError(
+            f"Generation.{what}: generation methods train adversarially and do not use per-example supervised losses"
+        )
+
+    def loss(self, outputs, targets):
+        self._refuse("loss")
+
+    def do_nothing_loss(self, inputs, targets):
+        self._refuse("do_nothing_loss")
+
+    def divergence(self, outputs, reference_outputs):
+        self._refuse("divergence")
+
+    def do_nothing_divergence(self, inputs, reference_outputs):
+        self._refuse("do_nothing_divergence")
+
+
+GENERATION = Generation()

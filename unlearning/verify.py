@@ -149,3 +149,59 @@ def average_gap(scores: dict[str, float], retrained: dict[str, float]) -> float:
     if not shared:
         raise ValueError("no shared metrics to compare with the retrained model")
     return sum(abs(scores[key] - retrained[key]) for key in shared) / len(shared)
+
+
+@dataclass(frozen=True)
+class GenerationScores:
+    """A generator scored on a fixed latent bank: the share of its samples the judge calls the
+    forgotten class, every class's share, and FID / KID of its samples against real digits of the
+    kept classes in the feature network's space (never the judge's)."""
+
+    forget_class: int
+    forget_share: float
+    class_shares: tuple[float, ...]
+    fid: float
+    kid: float
+
+
+@dataclass(frozen=True)
+class GenerationThresholds:
+    """forget_max_share: at most this share of samples may still show the class (1 %, the paper's
+    "unlearning rate" near 100 %); forget_min_reduction: and the share must fall by at least this
+    fraction of what it was; fid_max_increase: FID against the kept classes' real digits may rise at
+    most this much (feature-space units; see the measurement below); kept_class_min_share: every kept
+    class keeps at least this fraction of its share before (no kept class collapses).
+
+    fid_max_increase = 1.0: in the default feature network's space real train vs test digits score 0.63
+    and the deployed GAN ~1-3 against kept-class digits; unlearning that only removes the class lowers
+    FID against the kept classes (measured 3.24 -> 1.1-1.6 for the fine-tuning and Adapt-then-Unlearn
+    runs), while extrapolating away from the adapted copies (gamma -1) raised it to 10.7."""
+
+    forget_max_share: float = 0.01
+    forget_min_reduction: float = 0.90
+    fid_max_increase: float = 1.0
+    kept_class_min_share: float = 0.5
+
+
+def verify_generation(before: GenerationScores, after: GenerationScores, thresholds: GenerationThresholds) -> Verdict:
+    """Forgotten-class share (absolute and relative to before), FID against kept real digits, and the
+    smallest kept class's share relative to its share before."""
+    reduction = 1 - after.forget_share / before.forget_share if before.forget_share > 0 else 0.0
+    kept = [k for k in range(len(before.class_shares)) if k != before.forget_class and before.class_shares[k] > 0]
+    ratios = [after.class_shares[k] / before.class_shares[k] for k in kept]
+    smallest = min(ratios) if ratios else 0.0
+    fid_increase = after.fid - before.fid
+    return Verdict([
+        Check(name="forget.share", value=after.forget_share, threshold=thresholds.forget_max_share, comparator="<=",
+              passed=after.forget_share <= thresholds.forget_max_share,
+              meaning=f"samples the judge calls class {after.forget_class} are (almost) gone"),
+        Check(name="forget.reduction", value=reduction, threshold=thresholds.forget_min_reduction, comparator=">=",
+              passed=reduction >= thresholds.forget_min_reduction,
+              meaning=f"class {after.forget_class}'s share fell by this fraction of its share before"),
+        Check(name="quality.fid_increase", value=fid_increase, threshold=thresholds.fid_max_increase, comparator="<=",
+              passed=fid_increase <= thresholds.fid_max_increase,
+              meaning="samples stay as close to real kept-class digits as before, within tolerance"),
+        Check(name="kept.min_share_ratio", value=smallest, threshold=thresholds.kept_class_min_share, comparator=">=",
+              passed=smallest >= thresholds.kept_class_min_share,
+              meaning="no kept class collapsed: each keeps this fraction of its share before (smallest shown)"),
+    ])

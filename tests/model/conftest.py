@@ -1,8 +1,14 @@
 import pytest
 
 from tests.digits_world import DigitsWorld, make_digits_world
+from tests.gan_world import GanWorld, make_gan_world
 
 
 @pytest.fixture(scope="session")
 def digits_world() -> DigitsWorld:
     return make_digits_world(seed=0)
+
+
+@pytest.fixture(scope="session")
+def gan_world() -> GanWorld:
+    return make_gan_world(seed=0)

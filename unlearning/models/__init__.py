@@ -8,11 +8,16 @@ from typing import Any
 from torch import nn
 
 from unlearning.models.classifier import ClassifierConfig, DigitsClassifier
+from unlearning.models.digits_cnn import DigitsFeatureNet, DigitsJudge, FeatureNetConfig, JudgeConfig
+from unlearning.models.gan import DigitsGAN, GanConfig
 from unlearning.models.restorer import Restorer, RestorerConfig
 
 ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
     "restorer-unet": (Restorer, RestorerConfig),
     "digits-mlp": (DigitsClassifier, ClassifierConfig),
+    "digits-gan": (DigitsGAN, GanConfig),
+    "digits-judge-cnn": (DigitsJudge, JudgeConfig),
+    "digits-feature-net": (DigitsFeatureNet, FeatureNetConfig),
 }
 
 

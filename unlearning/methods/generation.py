@@ -1,0 +1,154 @@
+"""What the generation methods share: the adversarial loop over judged samples, the Fisher/EWC
+penalty, the adaptation stage of Adapt-then-Unlearn, and the parameter distance its repulsion uses.
+
+A generation problem is an `UnlearningProblem` whose `model` is a `DigitsGAN`, whose `forget` set holds
+the negatives (generated samples the judge calls the forgotten class) and whose `retain` set holds the
+positives (the rest); both as images N x 1 x 8 x 8 with the judge's labels as targets.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from unlearning.gan_training import AdversarialTraining, GanTrainConfig
+from unlearning.methods.base import DivergenceError, UnlearningError, UnlearningMethod, UnlearningProblem
+from unlearning.models.gan import DigitsGAN
+
+
+class AdversarialParams(BaseModel):
+    """Knobs of the adversarial loop every generation method runs (StyleGAN2's recipe, as in training).
+
+    ema_beta is lower than training's 0.995: a run is a few hundred steps, and an EMA with a longer
+    horizon would still be mostly the original generator when it is written back."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    batch_size: int = Field(64, ge=1, le=4096)
+    learning_rate: float = Field(2e-3, gt=0, le=1.0)
+    r1_gamma: float = Field(1.0, ge=0)
+    r1_every: int = Field(16, ge=1)
+    ema_beta: float = Field(0.98, ge=0, lt=1)
+    seed: int = 0
+
+    def training(self, steps: int, seed_offset: int = 0) -> GanTrainConfig:
+        return GanTrainConfig(steps=steps, batch_size=self.batch_size, learning_rate=self.learning_rate,
+                              r1_gamma=self.r1_gamma, r1_every=self.r1_every, ema_beta=self.ema_beta,
+                              seed=self.seed + seed_offset)
+
+
+class GenerationMethod(UnlearningMethod):
+    """Base of the generation methods: they override `run` (adversarial loops, not the shared
+    supervised loop), and `loss` has no meaning for them."""
+
+    task_kinds = ("generation",)
+    needs_retain = True
+
+    def loss(self, problem, forget_batch, retain_batch):
+        raise NotImplementedError(f"method {self.name!r} runs its own adversarial loop; it has no per-batch loss")
+
+    def check_problem(self, problem: UnlearningProblem) -> None:
+        super().check_problem(problem)
+        if not isinstance(problem.model, DigitsGAN):
+            raise UnlearningError(f"method {self.name!r} needs a DigitsGAN; got {type(problem.model).__name__}")
+        if len(problem.forget) == 0:
+            raise UnlearningError(f"method {self.name!r} needs negatives (samples judged to show the class); got none")
+
+
+def images_of(problem_set) -> torch.Tensor:
+    return problem_set.inputs.reshape(-1, 1, 8, 8)
+
+
+def train_adversarially(
+    model: DigitsGAN,
+    real_images: torch.Tensor,
+    config: GanTrainConfig,
+    device: torch.device,
+    penalty: Callable[[DigitsGAN], torch.Tensor] | None = None,
+    method_name: str = "generation",
+) -> tuple[DigitsGAN, list[torch.Tensor]]:
+    """`config.steps` adversarial steps of `model` against `real_images` with `penalty(model)` added to
+    G's loss; writes the generator EMA into `model` and returns it with the raw (last-step) generator
+    parameters. Raises DivergenceError at the first non-finite loss."""
+    batches = torch.Generator().manual_seed(config.seed + 1)
+    training = AdversarialTraining(model, config, device)
+    generator_penalty = None if penalty is None else (lambda: penalty(model))
+    for step in range(config.steps):
+        real = real_images[torch.randint(len(real_images), (config.batch_size,), generator=batches)].to(device)
+        losses = training.step(real, generator_penalty)
+        bad = {name: value for name, value in losses.items() if not torch.isfinite(torch.tensor(value))}
+        if bad:
+            raise DivergenceError(f"method {method_name!r}: losses {bad} became non-finite at step {step}")
+    raw = [p.detach().clone() for p in model.generator_parameters()]
+    return training.finish(), raw
+
+
+def fisher_information(model: DigitsGAN, samples: int, seed: int, device: torch.device) -> list[torch.Tensor]:
+    """Diagonal Fisher over `model.synthesis_convolutions()`, as the paper's code computes it: for
+    `samples` generated images, D's logit is the log-likelihood; F = mean of per-sample squared gradients."""
+    model = copy.deepcopy(model).requires_grad_(True)  # the frozen `problem.original` works too
+    parameters = model.synthesis_convolutions()
+    latents = torch.randn(samples, model.config.latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+    fisher = [torch.zeros_like(p) for p in parameters]
+    for z in latents:
+        logit = model.discriminator(model(z[None])).sum()
+        for total, gradient in zip(fisher, torch.autograd.grad(logit, parameters)):
+            total += gradient.pow(2) / samples
+    return fisher
+
+
+class EwcPenalty:
+    """(lambda/2) * sum F (theta - theta*)^2 over the synthesis convolutions, anchored at theta*.
+
+    lambda = ewc_lambda / mean(F): the paper's lambda (5e8) is tied to StyleGAN2's Fisher scale, which a
+    different network does not share; dividing by the Fisher's mean makes `ewc_lambda` mean the same
+    thing for any model (scaling F by any constant leaves the penalty unchanged)."""
+
+    def __init__(self, anchor: list[torch.Tensor], fisher: list[torch.Tensor], ewc_lambda: float):
+        self.anchor = [a.detach().clone() for a in anchor]
+        self.fisher = [f.detach().clone() for f in fisher]
+        fisher_mean = torch.cat([f.flatten() for f in self.fisher]).mean()
+        if not torch.isfinite(fisher_mean) or fisher_mean <= 0:
+            raise DivergenceError(f"EWC: the Fisher's mean is {fisher_mean.item()}; cannot normalise lambda by it")
+        self.effective_lambda = ewc_lambda / fisher_mean.item()
+
+    def __call__(self, model: DigitsGAN) -> torch.Tensor:
+        parameters = model.synthesis_convolutions()
+        total = sum((f * (p - a).pow(2)).sum() for f, p, a in zip(self.fisher, parameters, self.anchor))
+        return (self.effective_lambda / 2) * total
+
+
+def ewc_penalty_for(model: DigitsGAN, ewc_lambda: float, fisher_samples: int, seed: int, device: torch.device) -> EwcPenalty:
+    """An EWC penalty anchored at `model`'s current synthesis convolutions, with the Fisher from `model`."""
+    fisher = fisher_information(model, fisher_samples, seed, device)
+    return EwcPenalty(model.synthesis_convolutions(), fisher, ewc_lambda)
+
+
+def adapt_copies(
+    original: DigitsGAN, negatives: torch.Tensor, copies: int, steps: int, params: AdversarialParams,
+    ewc_lambda: float, fisher_samples: int, device: torch.device, method_name: str,
+) -> list[list[torch.Tensor]]:
+    """Stage 1 of Adapt-then-Unlearn: `copies` copies of the original G and D, each fine-tuned on the
+    negatives (D sees them as real) with the NS loss + EWC towards the original; returns each copy's
+    raw generator parameters (in `generator_parameters()` order). The copies differ by seed only.
+    Raw, not EMA: over a few hundred steps the EMA lags the adaptation it is meant to capture."""
+    penalty = ewc_penalty_for(original, ewc_lambda, fisher_samples, params.seed, device)
+    adapted = []
+    for index in range(copies):
+        model = copy.deepcopy(original).requires_grad_(True)
+        _, raw = train_adversarially(model, negatives, params.training(steps, seed_offset=1000 * (index + 1)),
+                                     device, penalty, method_name)
+        adapted.append(raw)
+    return adapted
+
+
+def parameter_distance(model: DigitsGAN, adapted: list[list[torch.Tensor]]) -> torch.Tensor:
+    """val: the mean over parameter tensors of MSE(theta, theta_adapted), averaged over the adapted copies."""
+    parameters = model.generator_parameters()
+    per_copy = [torch.stack([(p - a).pow(2).mean() for p, a in zip(parameters, copy_parameters)]).mean()
+                for copy_parameters in adapted]
+    return torch.stack(per_copy).mean()
+
