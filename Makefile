@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup browser data model demo test bench bench-quick bench-coalescing lint clean reset
+.PHONY: help setup browser data model demo generator demo-generator test bench bench-quick bench-coalescing lint clean reset
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -35,8 +35,15 @@ data: setup ## rebuild data/ deterministically, prove its hash matches data.dvc,
 	dvc push -q
 
 model: data ## train (dvc repro) and register the base models restorer@champion, digits-classifier@champion
-	dvc repro
+	dvc repro register register-classifier
 	dvc repro --force --single-item register register-classifier
+
+generator: data ## train and register digits-generator@champion with its judge and feature network (~2-3 min)
+	dvc repro register-judge register-feature-network register-generator
+	dvc repro --force --single-item register-judge register-feature-network register-generator
+
+demo-generator: generator ## the generative scenario: the generator stops drawing sevens (Adapt-then-Unlearn)
+	erasure request run requests/examples/forget-digit-seven-generator.yaml
 
 demo: model ## set up, then run the example deletion request end to end
 	erasure request run requests/examples/forget-haze.yaml

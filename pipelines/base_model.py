@@ -1,5 +1,7 @@
 """The base models that deletion requests start from, trained by the DVC `train*` stages, then registered:
-the all-in-one restorer (`model` in params.yaml) and the digits classifier (`classifier`)."""
+the all-in-one restorer (`model` in params.yaml), the digits classifier (`classifier`), and the digits
+generator (`generator`) with its two helper networks, the judge (`judge`) and the feature network
+(`feature_network`)."""
 
 from __future__ import annotations
 
@@ -52,6 +54,13 @@ class ClassifierParams(RegisteredModelParams):
     train: dict[str, Any] = {}
 
 
+class NetworkParams(RegisteredModelParams):
+    """A model built from its architecture's config dict and trained with `train` (generator and helpers)."""
+
+    config: dict[str, Any] = {}
+    train: dict[str, Any] = {}
+
+
 class Params(_Section):
     """params.yaml, typed."""
 
@@ -60,6 +69,9 @@ class Params(_Section):
     train: dict[str, Any]
     digits: dict[str, Any] = {}
     classifier: ClassifierParams = ClassifierParams()
+    generator: NetworkParams = NetworkParams(name="digits-generator", architecture="digits-gan")
+    judge: NetworkParams = NetworkParams(name="digits-judge", architecture="digits-judge-cnn")
+    feature_network: NetworkParams = NetworkParams(name="digits-feature-net", architecture="digits-feature-net")
 
     @property
     def digits_config(self) -> DigitsDataConfig:
@@ -119,6 +131,52 @@ def train_base_classifier(params: Params, data_root: Path, out_dir: Path, show_p
     metrics = {"test.accuracy": accuracy(model, _read_file(data_root / digits_set_path("test"), "test"), device)}
     for label in range(CLASSES):
         metrics[f"test.class-{label}.accuracy"] = accuracy(model, _read_file(data_root / class_set_path("test", label), "c"), device)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    return metrics
+
+
+def train_digits_helper(section: str):
+    """A trainer for the judge or the feature network: a digits CNN on the train split, test accuracy as metrics."""
+
+    def train(params: Params, data_root: Path, out_dir: Path, show_progress: bool = True) -> dict[str, float]:
+        from unlearning.gan_training import train_digits_classifier_cnn
+
+        device, config = best_device(), getattr(params, section)
+        train_config = TrainConfig(**config.train)
+        torch.manual_seed(train_config.seed)
+        model = build_model(config.architecture, {**config.config, "classes": CLASSES})
+        train_set = _read_file(data_root / digits_set_path("train"), "train")
+        train_digits_classifier_cnn(model, train_set.inputs, train_set.targets.long(), train_config, device, show_progress)
+        registry.write_model_files(model.cpu(), config.architecture, out_dir)
+        metrics = {"test.accuracy": accuracy(model, _read_file(data_root / digits_set_path("test"), "test"), device)}
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        return metrics
+
+    return train
+
+
+def train_base_generator(params: Params, data_root: Path, out_dir: Path, show_progress: bool = True,
+                         helpers: Path | None = None) -> dict[str, float]:
+    """Train the digits GAN on the train split (every class); metrics: class shares by the judge and FID/KID
+    against the test split in the feature network's space, on a fixed latent bank."""
+    from unlearning.gan_training import GanTrainConfig, digits_images, train_gan
+    from unlearning.generation_metrics import class_shares, features, frechet_distance, generate_images, latent_bank
+
+    device, config = best_device(), params.generator
+    train_config = GanTrainConfig(**config.train)
+    torch.manual_seed(train_config.seed)
+    model = build_model(config.architecture, config.config)
+    train_set = _read_file(data_root / digits_set_path("train"), "train")
+    train_gan(model, digits_images(train_set.inputs), train_config, device, show_progress=show_progress)
+    registry.write_model_files(model.cpu(), config.architecture, out_dir)
+    helpers = helpers or out_dir.parent
+    judge, _ = registry.read_model_files(helpers / params.judge.name)
+    network, _ = registry.read_model_files(helpers / params.feature_network.name)
+    images = generate_images(model, latent_bank(model.config.latent_dim, 4096, seed=1), device)
+    test = _read_file(data_root / digits_set_path("test"), "test")
+    shares = class_shares(judge, images, device)
+    metrics = {f"class_share.{label}": float(share) for label, share in enumerate(shares)}
+    metrics["fid.test"] = frechet_distance(features(network, images, device), features(network, digits_images(test.inputs), device))
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
     return metrics
 

@@ -48,8 +48,26 @@ def data_build(
 
 
 class Family(str, Enum):
+    """A base model and its params.yaml section."""
+
     restorer = "restorer"
     classifier = "classifier"
+    generator = "generator"
+    judge = "judge"
+    feature_network = "feature-network"
+
+
+def _family(family: Family):
+    """(trainer, params section) of a base model family."""
+    from pipelines import base_model
+
+    return {
+        Family.restorer: (base_model.train_base_model, "model"),
+        Family.classifier: (base_model.train_base_classifier, "classifier"),
+        Family.generator: (base_model.train_base_generator, "generator"),
+        Family.judge: (base_model.train_digits_helper("judge"), "judge"),
+        Family.feature_network: (base_model.train_digits_helper("feature_network"), "feature_network"),
+    }[family]
 
 
 @model_app.command("train")
@@ -57,12 +75,13 @@ def model_train(
     data: Path = typer.Option(PROJECT_ROOT / "data", help="data root"),
     out: Path = typer.Option(PROJECT_ROOT / "models" / "restorer", help="output directory"),
     params: Path = typer.Option(DEFAULT_PARAMS, help="params.yaml"),
-    family: Family = typer.Option(Family.restorer, help="restorer (noise, rain, haze) or classifier (digits)"),
+    family: Family = typer.Option(Family.restorer, help="restorer (noise, rain, haze), classifier (digits), generator "
+                                  "(digits GAN; needs the judge and feature network trained beside it), judge, feature-network"),
 ) -> None:
-    """Train a base model (the DVC `train` and `train-classifier` stages)."""
-    from pipelines.base_model import load_params, train_base_classifier, train_base_model
+    """Train a base model (the DVC `train*` stages)."""
+    from pipelines.base_model import load_params
 
-    trainer = train_base_classifier if family is Family.classifier else train_base_model
+    trainer, _ = _family(family)
     metrics = trainer(load_params(params), data, out)
     console.print_json(json.dumps(metrics))
 
@@ -71,13 +90,13 @@ def model_train(
 def model_register(
     model_dir: Path = typer.Option(PROJECT_ROOT / "models" / "restorer", help="trained model directory"),
     params: Path = typer.Option(DEFAULT_PARAMS, help="params.yaml (model name and alias)"),
-    family: Family = typer.Option(Family.restorer, help="which params section names it: `model` or `classifier`"),
+    family: Family = typer.Option(Family.restorer, help="which params section names it (see `train --family`)"),
 ) -> None:
     """Register a trained base model in MLflow and set its alias, if not done already (idempotent)."""
     from pipelines.base_model import load_params, register_base_model
 
     loaded = load_params(params)
-    model = loaded.classifier if family is Family.classifier else loaded.model
+    model = getattr(loaded, _family(family)[1])
     version = register_base_model(load_settings(), model_dir, model.name, model.alias)
     console.print(f"{model.name}@{model.alias} -> version {version}")
 

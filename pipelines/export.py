@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import warnings
 from dataclasses import dataclass
@@ -40,7 +41,8 @@ def _dynamic_shapes(model: nn.Module, example: torch.Tensor) -> dict:
     """Batch always varies; images also vary in height and width."""
     batch = torch.export.Dim("batch")
     if example.dim() != 4:
-        return {"x": {0: batch}}
+        # Keyed by forward()'s own argument name (a generator takes `z`, not an image `x`).
+        return {next(iter(inspect.signature(model.forward).parameters)): {0: batch}}
     # The U-Net halves H and W `levels` times, so the exporter needs multiples of 2**levels.
     stride = 2 ** getattr(getattr(model, "config", None), "levels", 0)
     if stride == 1:

@@ -16,7 +16,7 @@ from pipelines.kinds.base import (
     kind_of,
     register_kind,
 )
-from pipelines.kinds import classification, restoration  # noqa: F401, E402  (registers the kinds)
+from pipelines.kinds import classification, generation, restoration  # noqa: F401, E402  (registers the kinds)
 
 __all__ = ["KINDS", "Assessment", "Figures", "ForgetTarget", "KindError", "ModelKind", "UnknownKindError", "kind_named",
            "kind_of", "register_kind"]

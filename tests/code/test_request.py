@@ -100,3 +100,32 @@ def test_a_file_request_for_a_kind_that_forgets_otherwise_is_refused_naming_both
     kind.forget_form = Other
     with pytest.raises(KindError, match=r"forget: restorer@champion is a restoration model, which forgets something else"):
         kind.check_request(load_request(EXAMPLE))
+
+
+GENERATOR_EXAMPLE = PROJECT_ROOT / "requests" / "examples" / "forget-digit-seven-generator.yaml"
+
+
+def test_generator_example_request_is_a_feature_target_with_generation_thresholds():
+    request = load_request(GENERATOR_EXAMPLE)
+    assert request.forget.feature.class_ == 7 and request.forget.feature.judge == "digits-judge@champion"
+    assert request.retain is None
+    assert kind_named("generation").thresholds(request).forget_max_share == 0.01
+    kind_named("generation").check_request(request)
+    with pytest.raises(KindError, match=r"restorer.*forgets data files"):
+        kind_named("restoration").check_request(request.model_copy(update={"model": request.model.model_copy(update={"name": "restorer"})}))
+
+
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda t: t.replace("    class: 7\n", "    class: 7\n    colour: red\n"), "forget.feature.colour"),
+        (lambda t: t.replace("class: 7", "class: -1"), "forget.feature.class"),
+        (lambda t: t.replace("judge: digits-judge@champion", "judge: digits-judge"), "forget.feature.judge"),
+        (lambda t: t.replace("negatives: 300", "negatives: 2"), "forget.samples.negatives"),
+        (lambda t: t.replace("forget_max_share: 0.01", "forget_max_share: 2"), "thresholds.forget_max_share"),
+    ],
+)
+def test_generator_forget_target_names_a_bad_field(edit, field):
+    with pytest.raises(RequestError) as error:
+        parse_request(edit(GENERATOR_EXAMPLE.read_text()))
+    assert field in str(error.value)

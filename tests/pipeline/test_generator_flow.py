@@ -1,0 +1,104 @@
+"""The generative scenario through the whole pipeline: a registered digits GAN stops drawing one digit
+(Adapt-then-Unlearn), with its judge and feature network registered beside it; MLflow, Prefect, DVC, GX
+and ONNX all real. The models are the tiny seeded GAN world of tests/gan_world.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+from mlflow import MlflowClient
+
+from pipelines import registry
+from pipelines.audit import read_record
+from pipelines.audit.verify import verify_trail
+from pipelines.base_model import register_base_model
+from pipelines.settings import load_settings
+from tests.gan_world import FORGET_CLASS, make_gan_world
+from tests.pipeline.conftest import request_file, run_flow
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("pipeline-stores")]
+
+MODEL, JUDGE, FEATURES = "digits-generator", "digits-judge", "digits-feature-net"
+# Sized for seconds on one core; measured on the tiny world (seed 0): see the assertions.
+QUICK_ADAPT_THEN_UNLEARN = {"name": "adapt_then_unlearn", "params": {"adapt_steps": 150, "unlearn_steps": 300}}
+
+
+@pytest.fixture(scope="module")
+def generator(world, tmp_path_factory):
+    gan_world = make_gan_world(seed=0)
+    settings = load_settings()
+    for name, model, architecture in ((JUDGE, gan_world.judge, "digits-judge-cnn"),
+                                      (FEATURES, gan_world.feature_net, "digits-feature-net"),
+                                      (MODEL, gan_world.gan, "digits-gan")):
+        directory = tmp_path_factory.mktemp(name)
+        registry.write_model_files(model, architecture, directory)
+        (directory / "metrics.json").write_text("{}")
+        version = register_base_model(settings, directory, name, "champion")
+    # Negative controls start from the untouched generator, whatever the other tests promoted meanwhile.
+    MlflowClient().set_registered_model_alias(MODEL, "original", version)
+    return world
+
+
+def champion() -> str:
+    return registry.alias_version(load_settings(), MODEL, "champion")
+
+
+def generation_request(tmp_path, request_id: str, model: str = f"{MODEL}@champion", **overrides):
+    fields = {
+        "model": model,
+        "forget": {
+            "feature": {"judge": f"{JUDGE}@champion", "class": FORGET_CLASS},
+            "samples": {"negatives": 64, "positives": 512, "seed": 0},
+            "quality": {"feature_network": f"{FEATURES}@champion", "real": "data/digits/test.safetensors",
+                        "rev": "main", "latents": 1000, "seed": 1},
+        },
+        "retain": None,
+        "method": QUICK_ADAPT_THEN_UNLEARN,
+        # Measured (seed 0): share of 6s 0.048 -> 0.003 (reduction 0.94), FID +0.59, smallest kept-class ratio 0.63.
+        "thresholds": {"forget_max_share": 0.015, "forget_min_reduction": 0.8, "kept_class_min_share": 0.4,
+                       "fid_max_increase": 2.0},
+    }
+    return request_file(tmp_path, request_id, **{**fields, **overrides})  # retain: null, a generator keeps no data sets
+
+
+def test_generator_request_promotes_a_version_that_no_longer_draws_the_class(generator, tmp_path):
+    before = champion()
+    outcome = run_flow(generation_request(tmp_path, "req-gen-forget"))
+    assert outcome["status"] == "passed", outcome
+    assert int(champion()) == int(before) + 1
+    record = read_record(load_settings(), "req-gen-forget")
+    metrics = {m.name: m.value for m in record.metrics}
+    assert metrics["after.forget_share"] <= 0.015 and metrics["before.forget_share"] >= 0.03
+    assert record.unlearning["task"] == "generation"
+    assert record.forget_data["feature"] == {"class": FORGET_CLASS, "name": JUDGE, "version": "1",
+                                             "weights_sha256": record.forget_data["feature"]["weights_sha256"]}
+    assert record.forget_data["source"] == "generated" and record.forget_data["examples"] == 64
+    assert record.evaluation_data[0]["feature_network"]["name"] == FEATURES
+    assert record.evaluation_data[0]["latent_bank"] == {"seed": 1, "size": 1000}
+    assert record.export["parity_passed"]
+    assert verify_trail(load_settings(), MODEL).ok
+
+
+def test_an_untouched_generator_is_rejected_and_the_alias_stays(generator, tmp_path):
+    """Negative control: extrapolation with gamma 0 leaves every weight as it was; verification must refuse it."""
+    before = champion()
+    untouched = {"name": "gan_extrapolation", "params": {"gamma": 0.0, "adapt_steps": 20}}
+    outcome = run_flow(generation_request(tmp_path, "req-gen-noop", model=f"{MODEL}@original", method=untouched))
+    assert outcome["status"] == "rejected" and outcome["stage"] == "verify", outcome
+    assert "forget.share" in outcome["error"]
+    assert champion() == before
+
+
+def test_the_judge_may_not_score_quality(generator, tmp_path):
+    request = generation_request(tmp_path, "req-gen-same-net")
+    request.write_text(request.read_text().replace(f"feature_network: {FEATURES}@champion", f"feature_network: {JUDGE}@champion"))
+    outcome = run_flow(request)
+    assert outcome["status"] == "rejected" and outcome["stage"] == "pull data", outcome
+    assert "forget.quality.feature_network" in outcome["error"] and "judge" in outcome["error"]
+
+
+def test_a_data_file_forget_target_on_a_generator_is_refused_naming_the_form(generator, tmp_path):
+    outcome = run_flow(request_file(tmp_path, "req-gen-files", model=f"{MODEL}@champion",
+                                    thresholds={"forget_max_share": 0.01}))
+    assert outcome["status"] == "rejected" and outcome["stage"] == "check thresholds", outcome
+    assert "generation model, which forgets a generator's feature" in outcome["error"]
