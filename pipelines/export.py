@@ -1,4 +1,4 @@
-"""ONNX export with dynamic batch (and image height/width), checked against the torch model with onnxruntime."""
+"""ONNX export with dynamic batch (and any image height/width), checked against the torch model with onnxruntime."""
 
 from __future__ import annotations
 
@@ -36,21 +36,17 @@ class ExportResult:
         }
 
 
-def _dynamic_shapes(model: nn.Module, example: torch.Tensor) -> dict:
-    """Batch always varies; images also vary in height and width."""
+def _dynamic_shapes(example: torch.Tensor) -> dict:
+    """Batch always varies; images also vary in height and width (any size: the restorer pads inside)."""
     batch = torch.export.Dim("batch")
     if example.dim() != 4:
         return {"x": {0: batch}}
-    # The U-Net halves H and W `levels` times, so the exporter needs multiples of 2**levels.
-    stride = 2 ** getattr(getattr(model, "config", None), "levels", 0)
-    if stride == 1:
-        return {"x": {0: batch, 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}}
-    return {"x": {0: batch, 2: stride * torch.export.Dim("h_blocks"), 3: stride * torch.export.Dim("w_blocks")}}
+    return {"x": {0: batch, 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}}
 
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
     model = model.cpu().eval()
-    dynamic_shapes = _dynamic_shapes(model, example)
+    dynamic_shapes = _dynamic_shapes(example)
     # The exporter warns about optional torchvision ops and prints progress; neither concerns us.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():
