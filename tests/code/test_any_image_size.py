@@ -69,7 +69,6 @@ def test_onnx_graph_leaves_batch_height_and_width_free(exported):
     assert dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))
 
 
-@pytest.mark.filterwarnings("ignore:.*type hints.*")
 def test_mlflow_pyfunc_serves_an_odd_sized_batch(restorer, tmp_path):
     import mlflow.pyfunc
 
