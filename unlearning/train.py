@@ -56,13 +56,20 @@ def balanced_sampler(train_sets: list[PairSet], task: Task, batch_size: int) -> 
     return draw
 
 
-def fit(model: nn.Module, draw: BatchSampler, task: Task, config: TrainConfig, device: torch.device, show_progress: bool) -> nn.Module:
+# (steps done, model) -> None; called after every step, e.g. to record a held-out learning curve
+StepHook = Callable[[int, nn.Module], None]
+
+
+def fit(
+    model: nn.Module, draw: BatchSampler, task: Task, config: TrainConfig, device: torch.device, show_progress: bool,
+    after_step: StepHook | None = None,
+) -> nn.Module:
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
-    for _ in tqdm(range(config.steps), desc="train", disable=not show_progress, mininterval=2):
+    for step in tqdm(range(config.steps), desc="train", disable=not show_progress, mininterval=2):
         inputs, targets, weights = draw(generator)
         inputs, targets = inputs.to(device), targets.to(device)
         with autocast(device):
@@ -72,6 +79,9 @@ def fit(model: nn.Module, draw: BatchSampler, task: Task, config: TrainConfig, d
         loss.backward()
         optimizer.step()
         schedule.step()
+        if after_step is not None:
+            after_step(step + 1, model)
+            model.train()
     return model.eval()
 
 
@@ -83,11 +93,12 @@ def train_model(
 
 
 def train_restorer(
-    model: nn.Module, train_sets: list[PairSet], config: TrainConfig, device: torch.device, show_progress: bool = True
+    model: nn.Module, train_sets: list[PairSet], config: TrainConfig, device: torch.device, show_progress: bool = True,
+    after_step: StepHook | None = None,
 ) -> nn.Module:
     """Fit a restorer to `train_sets` (one per degradation) with MSE, pooled or balanced (`config.balance_sets`)."""
     if config.balance_sets:
         draw = balanced_sampler(train_sets, RESTORATION, config.batch_size)
     else:
         draw = pooled_sampler(concat(train_sets, "train"), config.batch_size)
-    return fit(model, draw, RESTORATION, config, device, show_progress)
+    return fit(model, draw, RESTORATION, config, device, show_progress, after_step)

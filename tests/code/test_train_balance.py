@@ -27,3 +27,19 @@ def test_a_set_with_a_larger_do_nothing_loss_weighs_no_more_than_the_others():
     # The identity model's loss: each set contributes exactly 1/2 however large its error.
     contributions = RESTORATION.loss(inputs, targets) * weights
     assert torch.allclose(contributions[:4].sum(), torch.tensor(0.5)) and torch.allclose(contributions[4:].sum(), torch.tensor(0.5))
+
+
+def test_the_step_hook_sees_every_step_and_training_resumes_after_it():
+    from unlearning.models import build_model
+    from unlearning.train import TrainConfig, train_restorer
+
+    seen = []
+
+    def hook(step, model):
+        seen.append((step, model.training))
+        model.eval()  # an evaluating hook leaves the model in eval mode; training must switch back
+
+    model = build_model("restorer-unet", {"width": 4, "levels": 1})
+    train_restorer(model, [pairs("noise", 0.1, 8), pairs("haze", 0.4, 8)], TrainConfig(steps=3, batch_size=4, balance_sets=True),
+                   torch.device("cpu"), show_progress=False, after_step=hook)
+    assert seen == [(1, True), (2, True), (3, True)] and not model.training
