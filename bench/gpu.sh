@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine (Python 3.12, a CUDA build of torch preinstalled, no MLflow/Prefect/DVC/GX,
-# no network; at most 8 minutes): the tests that exercise the CUDA path, then the serving and methods
-# benchmarks on the GPU. Figures go to bench/results/gpu/ (summary.md, serving-cuda.*, methods-cuda.*).
+# no network; at most 8 minutes): the tests that exercise the CUDA path, then the serving, methods and plateau
+# benchmarks on the GPU. Figures go to bench/results/gpu/ (summary.md, serving-cuda.*, methods-cuda.*, plateau-cuda.*).
 #
 #     bash bench/gpu.sh            # PYTHON=python3.12 to choose the interpreter
 #
@@ -95,6 +95,13 @@ if has pydantic; then
     echo -e "\n- bench.methods ${methods_args[*]}: exit $code" >>"$SUMMARY"
     md=$(ls -t "$OUT"/methods*.md 2>/dev/null | head -1)
     [ -n "$md" ] && cat "$md" >>"$SUMMARY"
+fi
+if has pydantic; then
+    if [ "$device" = cuda ]; then plateau_args=(); else plateau_args=(--steps 40 --check-every 20); fi
+    timeout 200 "$PY" -m bench.plateau --device "$device" "${plateau_args[@]}" --out "$OUT/plateau-$device" 2>&1 | tail -12
+    code=${PIPESTATUS[0]}; [ "$code" = 0 ] || status=1
+    echo -e "\n- bench.plateau ${plateau_args[*]}: exit $code" >>"$SUMMARY"
+    [ -f "$OUT/plateau-$device.md" ] && sed -n '3,$p' "$OUT/plateau-$device.md" >>"$SUMMARY"
 fi
 echo "- total: $(elapsed) s" >>"$SUMMARY"
 echo "[$(elapsed)s] gpu.sh done (exit $status); summary: $SUMMARY"

@@ -2,6 +2,7 @@
 
     python -m bench.plateau                 # demo restorer (params.yaml), 6000 steps each, ~12 min on 1 core
     python -m bench.plateau --steps 800     # a smoke run
+    python -m bench.plateau --device cuda   # on a GPU (bench/gpu.sh)
 
 The demo data (params.yaml `data`, seed 0) and architecture; the base model trains on noise+rain+haze and the
 retrained reference on noise+rain, each for `--steps` balanced steps, with held-out PSNR recorded every
@@ -31,7 +32,7 @@ from unlearning.metrics import score_restoration
 from unlearning.models import build_model
 from unlearning.train import TrainConfig, train_restorer
 
-CPU = torch.device("cpu")
+DEVICE = torch.device("cpu")  # main() sets it from --device
 RESULTS = Path(__file__).parent / "results"
 KEPT, FORGOTTEN = ("noise", "rain"), "haze"
 DEMO_UNLEARNING = dict(steps=200, learning_rate=1e-4)
@@ -49,7 +50,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--check-every", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=RESULTS / "plateau")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (falls back to cpu, saying so)")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        print("bench.plateau: no CUDA device visible; running on the CPU")
+        DEVICE = torch.device("cpu")
     torch.set_num_threads(1)
     files = build_restoration_sets(RestorationDataConfig())
 
@@ -57,7 +64,7 @@ def main() -> None:
         return PairSet.from_arrays(name, decode_arrays(files[set_path(split, name)], name)[0])
 
     def psnrs(model):
-        return {name: score_restoration(model, pairs("eval", name), CPU).psnr for name in (*KEPT, FORGOTTEN)}
+        return {name: score_restoration(model, pairs("eval", name), DEVICE).psnr for name in (*KEPT, FORGOTTEN)}
 
     training = TrainConfig(steps=args.steps, batch_size=18, learning_rate=2e-3, balance_sets=True)
 
@@ -73,7 +80,9 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_model("restorer-unet", restorer_config())
         started = time.perf_counter()
-        train_restorer(model, [pairs("train", n) for n in names], training, CPU, show_progress=False, after_step=record)
+        train_restorer(model, [pairs("train", n) for n in names], training, DEVICE, show_progress=False, after_step=record)
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize(DEVICE)
         return model, time.perf_counter() - started - evaluating[0], curve
 
     original, original_seconds, original_curve = train([*KEPT, FORGOTTEN])
@@ -86,7 +95,7 @@ def main() -> None:
     for label, (name, params, with_retain) in METHODS.items():
         model = copy.deepcopy(original)
         torch.manual_seed(0)
-        problem = UnlearningProblem(model, pairs("train", FORGOTTEN), retain if with_retain else None, CPU)
+        problem = UnlearningProblem(model, pairs("train", FORGOTTEN), retain if with_retain else None, DEVICE)
         outcome = create_method(name, {**params, "seed": 0}).run(problem, show_progress=False)
         after = psnrs(model)
         rows.append({
@@ -96,8 +105,10 @@ def main() -> None:
             "retains": all(before[n] - after[n] <= 0.3 for n in KEPT),
         })
         print(f"{label}: {rows[-1]}", flush=True)
-    haze_input = score_restoration(original, pairs("eval", FORGOTTEN), CPU).input_psnr
+    haze_input = score_restoration(original, pairs("eval", FORGOTTEN), DEVICE).input_psnr
     machine = f"{platform.processor() or platform.machine()}, 1 torch thread of {os.cpu_count()} cores, torch {torch.__version__}"
+    if DEVICE.type == "cuda":
+        machine += f", GPU {torch.cuda.get_device_name(DEVICE)} (bf16 autocast)"
     lines = [
         "# Unlearning vs retraining at a plateaued budget (demo restorer)", "",
         f"Machine: {machine}. One run, seed 0. Architecture {restorer_config()}, balanced training, batch 18,",
