@@ -69,6 +69,13 @@ bench-quick: setup ## the same on CI-size models, a few minutes
 bench-coalescing: setup ## wall time of 1 request vs 10 coalesced (and 10 one by one); writes bench/results/coalescing.md
 	python -m bench.coalescing --sequential
 
+.PHONY: bench-serving bench-gpu
+bench-serving: setup ## onnxruntime vs torch eager latency of the restorer; writes bench/results/serving.md
+	python -m bench.serving
+
+bench-gpu: ## on a lent GPU machine (no venv needed): CUDA-path tests + benchmarks; writes bench/results/gpu/
+	bash bench/gpu.sh
+
 lint: setup ## lint the Dockerfile
 	hadolint Dockerfile
 

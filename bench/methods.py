@@ -2,6 +2,7 @@
 
     python -m bench.methods            # full: demo-size restorer + digits, 3 seeds (~20 min, 2 CPU cores)
     python -m bench.methods --quick    # CI-size models, 3 seeds (a few minutes)
+    python -m bench.methods --device cuda --scenarios restoration   # on a GPU (bench/gpu.sh)
 
 Three scenarios, each on seeds 0..n-1, each method timed against the retrain measured in the same run:
 - restoration: forget haze; forget = haze PSNR (eval), retain = noise+rain PSNR on training patches,
@@ -40,7 +41,7 @@ from unlearning.tasks import RESTORATION, Classification
 from unlearning.train import TrainConfig, train_model
 from unlearning.verify import average_gap
 
-CPU = torch.device("cpu")
+DEVICE = torch.device("cpu")  # main() sets it from --device
 RESULTS = Path(__file__).parent / "results"
 DIGITS = Classification(CLASSES)
 
@@ -155,23 +156,23 @@ def restoration_seed(scale: Scale, seed: int) -> list[Row]:
 
     def train(sets):
         torch.manual_seed(seed)
-        return train_model(build_model("restorer-unet", scale.restorer), concat(sets, "train"), RESTORATION, training, CPU, False)
+        return train_model(build_model("restorer-unet", scale.restorer), concat(sets, "train"), RESTORATION, training, DEVICE, False)
 
     original, original_seconds = timed(lambda: train([*[pairs("train", n) for n in kept], pairs("train", "haze")]))
     retrained, retrain_seconds = timed(lambda: train([pairs("train", n) for n in kept]))
     retain_probe = retain.subset(torch.arange(0, len(retain), max(1, len(retain) // 128)))
 
     def measure(model):
-        haze = score_restoration(model, pairs("eval", "haze"), CPU)
+        haze = score_restoration(model, pairs("eval", "haze"), DEVICE)
         return {
             "forget": haze.psnr,
-            "retain": score_restoration(model, retain_probe, CPU).psnr,
-            "test": statistics.mean(score_restoration(model, pairs("eval", n), CPU).psnr for n in kept),
+            "retain": score_restoration(model, retain_probe, DEVICE).psnr,
+            "test": statistics.mean(score_restoration(model, pairs("eval", n), DEVICE).psnr for n in kept),
             "forget_input": haze.input_psnr,
         }
 
     def problem_for(model):
-        return UnlearningProblem(model, pairs("train", "haze"), retain, CPU)
+        return UnlearningProblem(model, pairs("train", "haze"), retain, DEVICE)
 
     rows = [Row("restoration", "original", seed, measure(original), original_seconds, training.steps),
             Row("restoration", "retrain", seed, measure(retrained), retrain_seconds, training.steps)]
@@ -187,7 +188,7 @@ def classifier_trainer(scale: Scale, training: TrainConfig):
     def train(train_set: PairSet, seed: int):
         torch.manual_seed(seed)
         config = TrainConfig(**{**training.__dict__, "seed": seed})
-        return train_model(build_model("digits-mlp", scale.classifier), train_set, DIGITS, config, CPU, False)
+        return train_model(build_model("digits-mlp", scale.classifier), train_set, DIGITS, config, DEVICE, False)
 
     return train
 
@@ -203,16 +204,16 @@ def digits_class_seed(scale: Scale, seed: int, forget_class: int = 8) -> list[Ro
 
     def measure(model):
         return {
-            "forget": accuracy(model, forget, CPU),
-            "retain": accuracy(model, retain, CPU),
-            "test": accuracy(model, kept_test, CPU),
-            "mia": svc_mia_efficacy(model, retain, kept_test, forget, CPU, seed),
+            "forget": accuracy(model, forget, DEVICE),
+            "retain": accuracy(model, retain, DEVICE),
+            "test": accuracy(model, kept_test, DEVICE),
+            "mia": svc_mia_efficacy(model, retain, kept_test, forget, DEVICE, seed),
         }
 
     rows = [Row("digits-class", "original", seed, measure(original), original_seconds, scale.classifier_training.steps),
             Row("digits-class", "retrain", seed, measure(retrained), retrain_seconds, scale.classifier_training.steps)]
     rows += run_methods("digits-class", seed, original,
-                        lambda m: UnlearningProblem(m, forget, retain, CPU, task=DIGITS),
+                        lambda m: UnlearningProblem(m, forget, retain, DEVICE, task=DIGITS),
                         scale.classification_methods, measure, retrain_seconds)
     for row in rows:
         row.gap = average_gap(row.metrics, rows[1].metrics)
@@ -234,18 +235,18 @@ def digits_samples_seed(scale: Scale, seed: int, forget_fraction: float = 0.1) -
     attack = None
     if scale.shadows:
         candidates = concat([forget, held_out], "candidates")
-        attack = ShadowAttack.fit(candidates, retain, train, scale.shadows, CPU, seed)
+        attack = ShadowAttack.fit(candidates, retain, train, scale.shadows, DEVICE, seed)
         is_forget = np.r_[np.ones(len(forget), bool), np.zeros(len(held_out), bool)]
 
     def measure(model):
         metrics = {
-            "forget": accuracy(model, forget, CPU),
-            "retain": accuracy(model, retain, CPU),
-            "test": accuracy(model, test, CPU),
-            "mia": loss_threshold_auc(model, forget, held_out, DIGITS, CPU),
+            "forget": accuracy(model, forget, DEVICE),
+            "retain": accuracy(model, retain, DEVICE),
+            "test": accuracy(model, test, DEVICE),
+            "mia": loss_threshold_auc(model, forget, held_out, DIGITS, DEVICE),
         }
         if attack is not None:
-            metrics["lira"] = attack.auc(model, is_forget, CPU)
+            metrics["lira"] = attack.auc(model, is_forget, DEVICE)
         return metrics
 
     steps = scale.overfit_training.steps
@@ -254,7 +255,7 @@ def digits_samples_seed(scale: Scale, seed: int, forget_fraction: float = 0.1) -
     # Sample forgetting: a retrained model still classifies most forgotten samples right, so the ascent
     # methods run with the stop rule off and fewer steps would be fairer; kept identical here on purpose.
     rows += run_methods("digits-samples", seed, original,
-                        lambda m: UnlearningProblem(m, forget, retain, CPU, task=DIGITS),
+                        lambda m: UnlearningProblem(m, forget, retain, DEVICE, task=DIGITS),
                         {k: v for k, v in scale.classification_methods.items()}, measure, retrain_seconds)
     for row in rows:
         row.gap = average_gap({k: row.metrics[k] for k in ("forget", "retain", "test", "mia")}, rows[1].metrics)
@@ -341,7 +342,13 @@ def main() -> None:
     parser.add_argument("--scenarios", default="restoration,digits-class,digits-samples")
     parser.add_argument("--methods", default="", help="comma-separated method labels to run (default: all)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (falls back to cpu, saying so)")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        print("bench.methods: no CUDA device visible; running on the CPU")
+        DEVICE = torch.device("cpu")
     torch.set_num_threads(1)  # small models: one thread is faster and steadier than two contending ones
     scale = QUICK if args.quick else FULL
     if args.methods:
@@ -356,18 +363,24 @@ def main() -> None:
             rows += runners[scenario](scale, seed)
             print(f"[{time.perf_counter() - started:6.0f}s] {scenario} seed {seed} done", flush=True)
     summary = summarise(rows)
-    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread, torch {torch.__version__}, CPU"
+    machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch thread, torch {torch.__version__}, "
+    machine += f"GPU {torch.cuda.get_device_name(DEVICE)}" if DEVICE.type == "cuda" else "CPU"
     table = markdown(summary, machine, args.quick)
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "methods-quick" if args.quick else "methods"
+    if DEVICE.type != "cpu":
+        stem += f"-{DEVICE.type}"
     if args.methods:  # a partial run never overwrites the full table
         stem += "-" + args.scenarios.replace(",", "+") + "-" + args.methods.replace(",", "+")
     (args.out / f"{stem}.md").write_text(table)
     (args.out / f"{stem}.json").write_text(json.dumps(
         {"machine": machine, "quick": args.quick, "seconds_total": time.perf_counter() - started,
          "summary": summary, "rows": [row.__dict__ for row in rows]}, indent=1))
-    plot(summary, args.out / f"{stem}.png")
+    try:
+        plot(summary, args.out / f"{stem}.png")
+    except ImportError as error:  # the GPU machine has no matplotlib
+        print(f"bench.methods: no plot ({error})")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ class ModelParams(RegisteredModelParams):
     architecture: str = "restorer-unet"
     width: int = 16
     levels: int = 2
+    prompts: int = 0
 
 
 class ClassifierParams(RegisteredModelParams):
@@ -107,7 +108,8 @@ def train_base_model(params: Params, data_root: Path, out_dir: Path, show_progre
     """Train on every degradation, write weights + architecture + held-out metrics to `out_dir`."""
     device = best_device()
     torch.manual_seed(params.train_config.seed)  # initial weights are part of the experiment
-    model = build_model(params.model.architecture, {"width": params.model.width, "levels": params.model.levels})
+    config = {"width": params.model.width, "levels": params.model.levels, "prompts": params.model.prompts}
+    model = build_model(params.model.architecture, config)
     train_sets = [_read_set(data_root, "train", name) for name in DEGRADATIONS]
     train_restorer(model, train_sets, params.train_config, device, show_progress=show_progress)
     registry.write_model_files(model.cpu(), params.model.architecture, out_dir)

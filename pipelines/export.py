@@ -1,4 +1,4 @@
-"""ONNX export with dynamic batch (and image height/width), checked against the torch model with onnxruntime."""
+"""ONNX export with dynamic batch (and any image height/width), checked against the torch model with onnxruntime."""
 
 from __future__ import annotations
 
@@ -38,16 +38,13 @@ class ExportResult:
 
 
 def _dynamic_shapes(model: nn.Module, example: torch.Tensor) -> dict:
-    """Batch always varies; images also vary in height and width."""
+    """Batch always varies; images also vary in height and width (any size: the restorer pads inside).
+    Keyed by forward()'s own argument name (a generator takes latents `z`, not an image `x`)."""
+    argument = next(iter(inspect.signature(model.forward).parameters))
     batch = torch.export.Dim("batch")
     if example.dim() != 4:
-        # Keyed by forward()'s own argument name (a generator takes `z`, not an image `x`).
-        return {next(iter(inspect.signature(model.forward).parameters)): {0: batch}}
-    # The U-Net halves H and W `levels` times, so the exporter needs multiples of 2**levels.
-    stride = 2 ** getattr(getattr(model, "config", None), "levels", 0)
-    if stride == 1:
-        return {"x": {0: batch, 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}}
-    return {"x": {0: batch, 2: stride * torch.export.Dim("h_blocks"), 3: stride * torch.export.Dim("w_blocks")}}
+        return {argument: {0: batch}}
+    return {argument: {0: batch, 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}}
 
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
