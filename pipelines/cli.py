@@ -83,12 +83,20 @@ def model_register(
 
 
 def _refusal_without_traceback(record: logging.LogRecord) -> bool:
-    """Logging filter: Prefect logs a failed flow with its traceback; an auth refusal needs one line."""
+    """Logging filter: Prefect logs a failed task or flow with its traceback at ERROR. A refusal (an auth
+    refusal, or a request the flow rejects: INPUT_ERRORS) is not the platform's fault: one line, no
+    traceback, at WARNING. Tracebacks stay for everything else (`failed` outcomes)."""
+    from pipelines.flow import INPUT_ERRORS
     from pipelines.registry import access_error
 
     error = record.exc_info[1] if record.exc_info else None
-    if error is not None and (isinstance(error, PermissionError) or access_error(error, "") is not None):
+    if error is None:
+        return True
+    if isinstance(error, PermissionError) or access_error(error, "") is not None:
         record.exc_info, record.exc_text = None, None
+    elif isinstance(error, INPUT_ERRORS):
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
     return True
 
 
@@ -129,6 +137,8 @@ def inbox_run(inbox: str = typer.Option(None, help="inbox directory (default: $E
     """Process every pending request once, oldest first. Exits 1 if any request was not promoted."""
     from pipelines.inbox import inbox_flow
 
+    for name in ("prefect.engine", "prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_refusal_without_traceback)
     outcomes = inbox_flow(inbox)
     table = Table("file", "request", "status", "stage", "version after")
     for outcome in outcomes:
