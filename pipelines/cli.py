@@ -221,12 +221,15 @@ def audit_show(
 def audit_verify(
     model: str = typer.Option(None, "--model", help="verify only this registered model's chain"),
     public_key: list[Path] = typer.Option([], "--public-key", help="extra trusted Ed25519 public key (PEM)"),
+    checkpoint: list[Path] = typer.Option(
+        [], "--checkpoint", help="an earlier signed checkpoint (JSON, or a certificate that embeds one): "
+        "prove the trail extends it (no records cut from the end, no history rewritten)"),
 ) -> None:
     """Recompute every chain and signature offline and re-hash every version's weights and ONNX.
     Exits 1 naming the first broken record."""
     from pipelines.audit.verify import verify_trail
 
-    report = verify_trail(load_settings(), model, public_key)
+    report = verify_trail(load_settings(), model, public_key, checkpoint)
     for chain in report.chains:
         state = "[green]ok[/]" if not chain.problems else f"[red]{len(chain.problems)} problem(s)[/]"
         console.print(
@@ -243,7 +246,8 @@ def audit_verify(
         for problem in report.problems:
             console.print(f"  - {escape(str(problem))}", soft_wrap=True)
         raise typer.Exit(1)
-    console.print("[bold green]VERIFIED[/] every chain, signature and artifact hash matches")
+    extended = f"; the trail extends {report.checkpoints} earlier checkpoint(s)" if checkpoint else ""
+    console.print(f"[bold green]VERIFIED[/] every chain, signature and artifact hash matches{extended}", soft_wrap=True)
 
 
 @audit_app.command("report")

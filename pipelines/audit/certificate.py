@@ -7,7 +7,8 @@ from pathlib import Path
 
 from pipelines.audit.record import canonical_bytes, now
 from pipelines.audit.report import TEMPLATES, ReportError
-from pipelines.audit.store import find_run_id, read_attestation, read_record
+from pipelines.audit import checkpoint as checkpoint_module
+from pipelines.audit.store import find_run_id, read_attestation, read_record, read_run_checkpoint
 from pipelines.audit.verify import verify_trail
 from pipelines.settings import Settings
 
@@ -19,10 +20,13 @@ def write_certificate(settings: Settings, request_id: str, out: Path) -> Path:
         raise ReportError(f"request_id {request_id!r}: no audit record")
     run_id = find_run_id(settings, request_id)
     trail = verify_trail(settings, record.model.name) if record.model.name else None
+    checkpoint = read_run_checkpoint(settings, run_id) if run_id else None
     html = TEMPLATES.get_template("certificate.html").render(
         record=record,
         record_sha256=hashlib.sha256(canonical_bytes(record)).hexdigest(),
         attestation=read_attestation(settings, run_id) if run_id else None,
+        checkpoint=checkpoint,
+        embedded_checkpoint=checkpoint_module.embed(checkpoint) if checkpoint else "",
         checks=[m for m in record.metrics if m.threshold is not None],
         verified=bool(trail and trail.ok),
         first_problem=trail.first_problem if trail else "no model named",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.audit import chain as chain_module
+from pipelines.audit import checkpoint as checkpoint_module
 from pipelines.audit import signing
 from pipelines.audit.record import AuditRecord, ChainLink, canonical_bytes, field_digests, hashed_file_id, now
 from pipelines.settings import Settings
@@ -131,7 +132,13 @@ def write_record(settings: Settings, record: AuditRecord) -> Path:
                 )
             )
 
+        # A signed checkpoint of the chain as it now stands: whoever keeps it can later prove the trail extends it.
+        checkpoint = checkpoint_module.sign_checkpoint(key, chain, len(ledger.entries), ledger.head.record_sha256)
+        checkpoint_document = checkpoint_module.checkpoint_bytes(checkpoint)
+        checkpoint_module.local_checkpoint_path(settings, chain).write_bytes(checkpoint_document)
+
         if mlflow_client is not None:
+            _log_text(mlflow_client, record.mlflow_run_id, checkpoint_module.CHECKPOINT_ARTIFACT, checkpoint_document)
             if _model_exists(mlflow_client, record.model.name):
                 for tag, value in chain_module.head_tags(ledger).items():
                     mlflow_client.set_registered_model_tag(record.model.name, tag, value)
@@ -186,6 +193,12 @@ def read_record(settings: Settings, request_id: str) -> AuditRecord | None:
         path = local_record_path(settings, request_id)
         document = path.read_bytes() if path.exists() else None
     return AuditRecord.model_validate_json(document) if document is not None else None
+
+
+def read_run_checkpoint(settings: Settings, run_id: str) -> dict[str, Any] | None:
+    """The signed checkpoint written right after this run's record was chained."""
+    document = read_run_artifact(settings, run_id, checkpoint_module.CHECKPOINT_ARTIFACT)
+    return json.loads(document) if document is not None else None
 
 
 def read_attestation(settings: Settings, run_id: str) -> dict[str, Any] | None:

@@ -340,3 +340,86 @@ def test_show_prints_a_readable_summary_and_the_record(trail):
     result = CliRunner().invoke(app, ["audit", "show", "req-a2"])
     assert result.exit_code == 0
     assert "verdict" in result.output and "rejected at stage verify" in result.output and '"chain"' in result.output
+
+
+def test_a_record_whose_run_was_soft_deleted_is_reported(trail):
+    """The MLflow UI's delete: the run is gone from every view and `mlflow gc` would destroy it."""
+    client, run_id = MlflowClient(), trail.outcomes["req-a2"]["mlflow_run_id"]
+    client.delete_run(run_id)
+    try:
+        code, output = verify()
+    finally:
+        client.restore_run(run_id)
+    assert code == 1 and "(request req-a2): run deleted" in first_broken(output) and run_id in output
+
+
+def _checkpoint_file(trail, request_id: str, directory: Path) -> Path:
+    from pipelines.audit.store import read_run_checkpoint
+
+    document = read_run_checkpoint(load_settings(), trail.outcomes[request_id]["mlflow_run_id"])
+    path = directory / f"checkpoint-{request_id}.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_every_record_run_holds_a_signed_checkpoint_of_the_chain_as_it_stood(trail, tmp_path):
+    from pipelines.audit.checkpoint import check_signature
+    from pipelines.audit.signing import trusted_keys
+
+    for length, request_id in enumerate(("req-a1", "req-a2", "req-a3"), start=1):
+        document = json.loads(_checkpoint_file(trail, request_id, tmp_path).read_text())
+        body = check_signature(document, trusted_keys(load_settings()))
+        tags = MlflowClient().get_run(trail.outcomes[request_id]["mlflow_run_id"]).data.tags
+        assert (body["chain"], body["length"], body["head_sha256"]) == (MODEL, length, tags[chain_module.TAG_RECORD_SHA])
+
+
+def test_the_trail_extends_every_earlier_checkpoint(trail, tmp_path):
+    held = [_checkpoint_file(trail, request_id, tmp_path) for request_id in ("req-a1", "req-a3")]
+    code, output = verify("--checkpoint", str(held[0]), "--checkpoint", str(held[1]))
+    assert code == 0 and "extends 2 earlier checkpoint(s)" in output, output
+
+
+def test_records_cut_from_the_end_with_the_registry_head_rewritten_are_caught_by_a_held_checkpoint(trail, tmp_path):
+    held = _checkpoint_file(trail, "req-a3", tmp_path)
+    lines = trail.ledger.read_text().splitlines(keepends=True)
+    client, settings = MlflowClient(), load_settings()
+    head = client.get_registered_model(MODEL).tags
+    with tampered(trail.ledger):
+        # An adversary with write access to ledger and registry: cut the newest record, fix the head tags.
+        trail.ledger.write_text("".join(lines[:2]))
+        client.set_registered_model_tag(MODEL, chain_module.TAG_CHAIN_HEAD, json.loads(lines[1])["record_sha256"])
+        client.set_registered_model_tag(MODEL, chain_module.TAG_CHAIN_LENGTH, "2")
+        try:
+            code, output = verify("--checkpoint", str(held))
+        finally:
+            for tag in (chain_module.TAG_CHAIN_HEAD, chain_module.TAG_CHAIN_LENGTH):
+                client.set_registered_model_tag(MODEL, tag, head[tag])
+    assert settings and code == 1 and "checkpoint not extended" in output and "1 record(s) were cut from the end" in output
+
+
+def test_a_rewritten_history_is_caught_by_a_held_checkpoint(trail, tmp_path):
+    held = _checkpoint_file(trail, "req-a1", tmp_path)
+    lines = trail.ledger.read_text().splitlines(keepends=True)
+    first = json.loads(lines[0])
+    with tampered(trail.ledger):
+        trail.ledger.write_text(json.dumps({**first, "record_sha256": "0" * 64}) + "\n" + "".join(lines[1:]))
+        code, output = verify("--checkpoint", str(held))
+    assert code == 1 and "record #0 now hashes to 0000000000000000" in output and "rewritten" in output
+
+
+def test_a_forged_checkpoint_is_refused(trail, tmp_path):
+    held = _checkpoint_file(trail, "req-a1", tmp_path)
+    document = json.loads(held.read_text())
+    document["checkpoint"]["length"] = 1000
+    held.write_text(json.dumps(document))
+    code, output = verify("--checkpoint", str(held))
+    assert code == 1 and "checkpoint signature does not verify" in output
+
+
+def test_the_certificate_carries_the_checkpoint_and_verify_accepts_it(trail, tmp_path):
+    result = CliRunner().invoke(app, ["audit", "certificate", "req-a1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    certificate = tmp_path / "certificate-req-a1.html"
+    assert 'id="erasure-checkpoint"' in certificate.read_text() and "erasure audit verify --checkpoint" in certificate.read_text()
+    code, output = verify("--checkpoint", str(certificate))
+    assert code == 0 and "extends 1 earlier checkpoint(s)" in output, output
