@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Column, Table
+from rich.table import Table
 
 from pipelines.settings import PROJECT_ROOT, load_settings
 
@@ -161,24 +161,41 @@ def serve(
 
 
 @audit_app.command("list")
-def audit_list() -> None:
-    """One line per audited request, newest first: request, model, versions, verdict, date, chain position."""
+def audit_list(
+    wide: bool = typer.Option(False, "--wide", help="also the chain position, record sha256 and MLflow run"),
+    as_json: bool = typer.Option(False, "--json", help="every field of every row, as JSON"),
+) -> None:
+    """One line per audited request, newest first: request, verdict, model, versions, when (UTC).
+    Fits 80 columns (CI logs, no TTY); --wide adds the chain position, record hash and run."""
     from pipelines.audit import list_records
 
     rows = list_records(load_settings())
-    table = Table("model", "versions", "verdict", "finished (UTC)", "chain #", "record sha256")
-    for column in table.columns:
-        column.overflow = "fold"
-    # Request ids are what auditors search for: never wrap or cut them; the other columns give way.
-    widest = max((len(row["request_id"]) for row in rows), default=7)
-    table.columns.insert(0, Column("request", no_wrap=True, min_width=widest))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    # Request ids are what auditors search for: never wrap or cut them; the model name gives way first.
+    table.add_column("request", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("model", no_wrap=True, overflow="ellipsis", min_width=5)
+    table.add_column("versions", no_wrap=True)
+    table.add_column("started (UTC)", no_wrap=True)
+    if wide:
+        for name in ("chain #", "record sha256", "MLflow run"):
+            table.add_column(name, no_wrap=True)
     for row in rows:
-        versions = f"{row['version_before'] or '-'} -> {row['version_after'] or '-'}"
-        table.add_row(
-            row["request_id"], row["model"], versions, row["status"], row["started"], row["sequence"],
-            row["record_sha256"][:16],
-        )
-    console.print(table)
+        cells = [
+            row["request_id"], row["status"], row["model"],
+            f"{row['version_before'] or '-'} -> {row['version_after'] or '-'}",
+            row["started"].replace("T", " ")[:16],
+        ]
+        if wide:
+            cells += [row["sequence"], row["record_sha256"][:16], row["run_id"]]
+        table.add_row(*cells)
+    if wide:
+        Console(width=max(console.width, 200)).print(table, soft_wrap=True)
+    else:
+        console.print(table)
 
 
 def _record_or_exit(request_id: str):

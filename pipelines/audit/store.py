@@ -143,6 +143,12 @@ def write_record(settings: Settings, record: AuditRecord) -> Path:
                 for tag, value in chain_module.head_tags(ledger).items():
                     mlflow_client.set_registered_model_tag(record.model.name, tag, value)
                 if record.model.version_after:
+                    from pipelines.registry import describe_version, version_description
+
+                    describe_version(settings, record.model.name, record.model.version_after, version_description(
+                        record.request_id, record.model.version_before, record.status,
+                        record.model.alias if record.model.promoted else None, record.method.get("name"), sequence, digest,
+                    ))
                     for tag, value in {
                         chain_module.TAG_RECORD_SHA: digest,
                         chain_module.TAG_SEQUENCE: str(sequence),

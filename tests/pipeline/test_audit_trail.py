@@ -423,3 +423,49 @@ def test_the_certificate_carries_the_checkpoint_and_verify_accepts_it(trail, tmp
     assert 'id="erasure-checkpoint"' in certificate.read_text() and "erasure audit verify --checkpoint" in certificate.read_text()
     code, output = verify("--checkpoint", str(certificate))
     assert code == 0 and "extends 1 earlier checkpoint(s)" in output, output
+
+
+def test_certificate_states_the_versions_status_at_issue_time_not_its_status_when_promoted(trail, tmp_path):
+    """req-a1 promoted version 2; req-a3 later moved the alias to version 3."""
+    result = CliRunner().invoke(app, ["audit", "certificate", "req-a1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "certificate-req-a1.html").read_text()
+    assert "now served as" not in html
+    assert "version 2 is no longer served as @champion: the alias is on version 3" in html
+    assert "promoted to @champion at 20" in html and "registry status tag: superseded" in html
+
+
+def test_certificate_states_its_claims_and_its_non_claims(trail, tmp_path):
+    CliRunner().invoke(app, ["audit", "certificate", "req-a3", "--out", str(tmp_path)])
+    html = (tmp_path / "certificate-req-a3.html").read_text()
+    assert "version 3 is served as @champion" in html
+    assert "What this certifies" in html and "standard error" in html
+    assert "Not that the data no longer exists in storage" in html and "retrained without the data" in html
+
+
+def test_audit_list_stays_one_line_per_request_at_80_columns(trail):
+    result = CliRunner().invoke(app, ["audit", "list"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert all(len(line) <= 80 for line in lines), result.output
+    for request_id in ("req-a1", "req-a2", "req-a3"):
+        (line,) = [line for line in lines if request_id in line]
+        assert MODEL in line or "…" in line
+    assert any("req-a2" in line and "rejected" in line for line in lines)
+
+
+def test_audit_list_wide_and_json(trail):
+    wide = CliRunner().invoke(app, ["audit", "list", "--wide"], env={"COLUMNS": "80"})
+    run_id = trail.outcomes["req-a1"]["mlflow_run_id"]
+    assert wide.exit_code == 0 and any("req-a1" in line and run_id in line for line in wide.output.splitlines())
+    rows = json.loads(CliRunner().invoke(app, ["audit", "list", "--json"]).output)
+    assert {row["request_id"] for row in rows} >= {"req-a1", "req-a2", "req-a3"}
+    assert {row["run_id"] for row in rows if row["request_id"] == "req-a1"} == {run_id}
+
+
+def test_every_produced_version_has_a_one_line_description(trail):
+    client = MlflowClient()
+    for request_id, version in (("req-a1", "2"), ("req-a3", "3")):
+        description = client.get_model_version(MODEL, version).description
+        assert description.startswith(f"request {request_id}: unlearned from version {int(version) - 1} by gradient_ascent")
+        assert "verdict passed, promoted to @champion" in description and "\n" not in description
