@@ -115,6 +115,8 @@ def write_record(settings: Settings, record: AuditRecord) -> Path:
                 attestation_bytes = (json.dumps(attestation, indent=2, sort_keys=True) + "\n").encode()
                 attestation_digest = hashlib.sha256(attestation_bytes).hexdigest()
                 _log_text(mlflow_client, run_id, signing.ATTESTATION_ARTIFACT, attestation_bytes)
+                envelope = signing.dsse_envelope(key, attestation["statement"])
+                _log_text(mlflow_client, run_id, signing.DSSE_ARTIFACT, (json.dumps(envelope, indent=2) + "\n").encode())
 
         if not retried:
             ledger.append(

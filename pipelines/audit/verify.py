@@ -245,6 +245,16 @@ def _check_attestation(settings: Settings, entry, record: AuditRecord, trusted: 
     for key, value in expected.items():
         if statement.get(key) != value:
             problem("attestation binding", f"statement.{key} = {statement.get(key)!r}, the trail says {value!r}")
+    envelope = read_run_artifact(settings, entry.mlflow_run_id, signing.DSSE_ARTIFACT)
+    if envelope is None:
+        return  # records written before the in-toto envelope existed
+    try:
+        intoto = signing.check_dsse(json.loads(envelope), trusted)
+    except (ValueError, signing.AttestationError) as error:
+        problem("dsse signature", str(error))
+        return
+    if intoto != signing.intoto_statement(statement):
+        problem("dsse binding", "the in-toto statement does not state the attestation's subjects and record hash")
 
 
 def _audit_runs(settings: Settings) -> dict[str, dict[str, str]]:

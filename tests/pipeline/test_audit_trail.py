@@ -469,3 +469,37 @@ def test_every_produced_version_has_a_one_line_description(trail):
         description = client.get_model_version(MODEL, version).description
         assert description.startswith(f"request {request_id}: unlearned from version {int(version) - 1} by gradient_ascent")
         assert "verdict passed, promoted to @champion" in description and "\n" not in description
+
+
+def test_a_promotion_is_attested_as_an_in_toto_statement_in_a_dsse_envelope(trail):
+    """Checked as standard tooling would: DSSE PAE, written out here from the spec, and the public key."""
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    envelope = json.loads((trail.run_dir("req-a1") / "audit" / "attestation.dsse.json").read_text())
+    assert envelope["payloadType"] == "application/vnd.in-toto+json"
+    payload = base64.b64decode(envelope["payload"])
+    (signature,) = envelope["signatures"]
+    signed = b"DSSEv1 28 application/vnd.in-toto+json " + str(len(payload)).encode() + b" " + payload
+    public_key = load_pem_public_key((trail.home / "keys" / "attestation-ed25519.pub.pem").read_bytes())
+    public_key.verify(base64.b64decode(signature["sig"]), signed)  # raises if it does not verify
+    statement = json.loads(payload)
+    record = read_record(load_settings(), "req-a1")
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["predicateType"] == "urn:erasure:predicate:unlearning:v1"
+    assert {s["name"].rsplit("/", 1)[1]: s["digest"]["sha256"] for s in statement["subject"]} == {
+        "weights.safetensors": record.model.weights_sha256_after, "model.onnx": record.export["onnx_sha256"]}
+    tags = MlflowClient().get_run(trail.outcomes["req-a1"]["mlflow_run_id"]).data.tags
+    assert statement["predicate"]["audit_record_sha256"] == tags[chain_module.TAG_RECORD_SHA]
+    assert statement["predicate"]["request_id"] == "req-a1" and signature["keyid"] == record.signing.key_fingerprint
+
+
+def test_an_altered_dsse_envelope_is_caught(trail):
+    stored = trail.run_dir("req-a1") / "audit" / "attestation.dsse.json"
+    with tampered(stored):
+        envelope = json.loads(stored.read_text())
+        statement = json.loads(base64.b64decode(envelope["payload"]))
+        statement["subject"][0]["digest"]["sha256"] = "0" * 64
+        envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+        stored.write_text(json.dumps(envelope))
+        code, output = verify()
+    assert code == 1 and "(request req-a1): dsse signature: DSSE signature does not verify" in output, output
