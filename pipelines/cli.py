@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Column, Table
+from rich.table import Table
 
 from pipelines.settings import PROJECT_ROOT, load_settings
 
@@ -102,12 +102,20 @@ def model_register(
 
 
 def _refusal_without_traceback(record: logging.LogRecord) -> bool:
-    """Logging filter: Prefect logs a failed flow with its traceback; an auth refusal needs one line."""
+    """Logging filter: Prefect logs a failed task or flow with its traceback at ERROR. A refusal (an auth
+    refusal, or a request the flow rejects: INPUT_ERRORS) is not the platform's fault: one line, no
+    traceback, at WARNING. Tracebacks stay for everything else (`failed` outcomes)."""
+    from pipelines.flow import INPUT_ERRORS
     from pipelines.registry import access_error
 
     error = record.exc_info[1] if record.exc_info else None
-    if error is not None and (isinstance(error, PermissionError) or access_error(error, "") is not None):
+    if error is None:
+        return True
+    if isinstance(error, PermissionError) or access_error(error, "") is not None:
         record.exc_info, record.exc_text = None, None
+    elif isinstance(error, INPUT_ERRORS):
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
     return True
 
 
@@ -148,6 +156,8 @@ def inbox_run(inbox: str = typer.Option(None, help="inbox directory (default: $E
     """Process every pending request once, oldest first. Exits 1 if any request was not promoted."""
     from pipelines.inbox import inbox_flow
 
+    for name in ("prefect.engine", "prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_refusal_without_traceback)
     outcomes = inbox_flow(inbox)
     table = Table("file", "request", "status", "stage", "version after")
     for outcome in outcomes:
@@ -170,24 +180,41 @@ def serve(
 
 
 @audit_app.command("list")
-def audit_list() -> None:
-    """One line per audited request, newest first: request, model, versions, verdict, date, chain position."""
+def audit_list(
+    wide: bool = typer.Option(False, "--wide", help="also the chain position, record sha256 and MLflow run"),
+    as_json: bool = typer.Option(False, "--json", help="every field of every row, as JSON"),
+) -> None:
+    """One line per audited request, newest first: request, verdict, model, versions, when (UTC).
+    Fits 80 columns (CI logs, no TTY); --wide adds the chain position, record hash and run."""
     from pipelines.audit import list_records
 
     rows = list_records(load_settings())
-    table = Table("model", "versions", "verdict", "finished (UTC)", "chain #", "record sha256")
-    for column in table.columns:
-        column.overflow = "fold"
-    # Request ids are what auditors search for: never wrap or cut them; the other columns give way.
-    widest = max((len(row["request_id"]) for row in rows), default=7)
-    table.columns.insert(0, Column("request", no_wrap=True, min_width=widest))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    # Request ids are what auditors search for: never wrap or cut them; the model name gives way first.
+    table.add_column("request", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("model", no_wrap=True, overflow="ellipsis", min_width=5)
+    table.add_column("versions", no_wrap=True)
+    table.add_column("started (UTC)", no_wrap=True)
+    if wide:
+        for name in ("chain #", "record sha256", "MLflow run"):
+            table.add_column(name, no_wrap=True)
     for row in rows:
-        versions = f"{row['version_before'] or '-'} -> {row['version_after'] or '-'}"
-        table.add_row(
-            row["request_id"], row["model"], versions, row["status"], row["started"], row["sequence"],
-            row["record_sha256"][:16],
-        )
-    console.print(table)
+        cells = [
+            row["request_id"], row["status"], row["model"],
+            f"{row['version_before'] or '-'} -> {row['version_after'] or '-'}",
+            row["started"].replace("T", " ")[:16],
+        ]
+        if wide:
+            cells += [row["sequence"], row["record_sha256"][:16], row["run_id"]]
+        table.add_row(*cells)
+    if wide:
+        Console(width=max(console.width, 200)).print(table, soft_wrap=True)
+    else:
+        console.print(table)
 
 
 def _record_or_exit(request_id: str):
@@ -230,12 +257,15 @@ def audit_show(
 def audit_verify(
     model: str = typer.Option(None, "--model", help="verify only this registered model's chain"),
     public_key: list[Path] = typer.Option([], "--public-key", help="extra trusted Ed25519 public key (PEM)"),
+    checkpoint: list[Path] = typer.Option(
+        [], "--checkpoint", help="an earlier signed checkpoint (JSON, or a certificate that embeds one): "
+        "prove the trail extends it (no records cut from the end, no history rewritten)"),
 ) -> None:
     """Recompute every chain and signature offline and re-hash every version's weights and ONNX.
     Exits 1 naming the first broken record."""
     from pipelines.audit.verify import verify_trail
 
-    report = verify_trail(load_settings(), model, public_key)
+    report = verify_trail(load_settings(), model, public_key, checkpoint)
     for chain in report.chains:
         state = "[green]ok[/]" if not chain.problems else f"[red]{len(chain.problems)} problem(s)[/]"
         console.print(
@@ -252,7 +282,8 @@ def audit_verify(
         for problem in report.problems:
             console.print(f"  - {escape(str(problem))}", soft_wrap=True)
         raise typer.Exit(1)
-    console.print("[bold green]VERIFIED[/] every chain, signature and artifact hash matches")
+    extended = f"; the trail extends {report.checkpoints} earlier checkpoint(s)" if checkpoint else ""
+    console.print(f"[bold green]VERIFIED[/] every chain, signature and artifact hash matches{extended}", soft_wrap=True)
 
 
 @audit_app.command("report")

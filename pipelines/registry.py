@@ -34,6 +34,7 @@ TAG_STATUS = "erasure.status"
 TAG_PARENT = "erasure.parent_version"
 TAG_REQUEST = "erasure.request_id"
 TAG_CHILD = "erasure.superseded_by"
+TAG_PROMOTED_AT = "erasure.promoted_at"
 
 
 class ModelNotFoundError(LookupError):
@@ -253,9 +254,23 @@ def tag_version(settings: Settings, name: str, version: str, tags: dict[str, str
 
 
 @_explain_refusals("move a model alias (promote)")
+def version_description(request_id: str, parent: str | None, status: str, promoted_alias: str | None,
+                        method: str | None, sequence: int, record_sha256: str) -> str:
+    """One line for the MLflow UI's version description: request, parent, verdict, where the audit record is."""
+    verdict = f"verdict {status}" + (f", promoted to @{promoted_alias}" if promoted_alias else ", not promoted")
+    return (f"request {request_id}: unlearned from version {parent or '-'}" + (f" by {method}" if method else "")
+            + f"; {verdict}; audit record #{sequence} sha256 {record_sha256[:16]}")
+
+
+def describe_version(settings: Settings, name: str, version: str, description: str) -> None:
+    client(settings).update_model_version(name, version, description=description)
+
+
 def promote(settings: Settings, name: str, alias: str, version: str, previous: str | None) -> None:
     """Move `alias` to `version` (one atomic registry call), then record the lineage on both versions."""
     client(settings).set_registered_model_alias(name, alias, version)
-    tag_version(settings, name, version, {TAG_STATUS: "promoted"})
+    from pipelines.audit.record import now
+
+    tag_version(settings, name, version, {TAG_STATUS: "promoted", TAG_PROMOTED_AT: now()})
     if previous is not None:
         tag_version(settings, name, previous, {TAG_CHILD: version, TAG_STATUS: "superseded"})

@@ -90,8 +90,10 @@ class DeletionRequest(_Strict):
 
 def parse_request(text: str, source: str = "request") -> DeletionRequest:
     """Validate YAML text; every problem is reported with the field it concerns."""
+    from pipelines.request_file import bounded, load_yaml
+
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text, source)
     except yaml.YAMLError as error:
         raise RequestError(f"{source}: not valid YAML ({error})") from error
     if not isinstance(raw, dict):
@@ -99,27 +101,29 @@ def parse_request(text: str, source: str = "request") -> DeletionRequest:
     try:
         return DeletionRequest.model_validate(raw)
     except ValidationError as error:
+        errors = error.errors()
         problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '(request)'}: {e['msg']}"
-            + (f" (got {e['input']!r})" if e["type"] != "missing" and not isinstance(e["input"], dict) else "")
-            for e in error.errors()
-        )
+            f"{'.'.join(str(part)[:40] for part in e['loc']) or '(request)'}: "
+            f"{e['msg'][:200]}"
+            + (f" (got {bounded(e['input'])})" if e["type"] != "missing" and not isinstance(e["input"], dict) else "")
+            for e in errors[:10]
+        ) + (f"; and {len(errors) - 10} more" if len(errors) > 10 else "")
         raise RequestError(f"{source}: invalid deletion request: {problems}") from error
 
 
 def load_request(path: Path) -> DeletionRequest:
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise RequestError(f"cannot read request file {path}: {error.strerror}") from error
-    return parse_request(text, source=str(path))
+    from pipelines.request_file import read_request_text
+
+    return parse_request(read_request_text(Path(path)), source=str(path))
 
 
 def raw_request_id(text: str) -> str | None:
     """The request id of a request that failed validation, when one can still be read, for the audit."""
+    from pipelines.request_file import load_yaml
+
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError:
+        raw = load_yaml(text)
+    except (yaml.YAMLError, RequestError):
         return None
     value = raw.get("request_id") if isinstance(raw, dict) else None
     return str(value) if isinstance(value, (str, int)) else None

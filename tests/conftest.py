@@ -19,9 +19,16 @@ os.environ["ERASURE_HOME"] = str(_WORKER_HOME)
 os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_WORKER_HOME / 'mlflow.db'}"
 os.environ["PREFECT_HOME"] = str(_WORKER_HOME / "prefect")
 os.environ.pop("PREFECT_API_URL", None)
+# One thread per process, inherited by the CLI, torchrun and Dask children: on 2 busy cores two threads
+# per process measured ~10x slower than one (issue 11). Set before torch is imported.
+TORCH_THREADS = 1
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_variable] = str(TORCH_THREADS)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+torch.set_num_threads(TORCH_THREADS)
 
 from unlearning.data.digits import DigitsDataConfig, build_digits_sets  # noqa: E402
 from unlearning.data.pairs import PairSet, decode_arrays  # noqa: E402

@@ -205,3 +205,57 @@ def trusted_keys(settings: Settings, extra_public_keys: list[Path] = ()) -> dict
         public = load_public_key(path)
         keys[fingerprint(public)] = public
     return keys
+
+
+# in-toto Statement v1 in a DSSE envelope: the same facts as the attestation above, in the format standard
+# supply-chain tooling (in-toto, sigstore/cosign verify-blob-attestation, witness) parses.
+DSSE_ARTIFACT = "audit/attestation.dsse.json"
+DSSE_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+INTOTO_STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "urn:erasure:predicate:unlearning:v1"  # ours: docs/audit.md describes the predicate
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding: the bytes the signature is over."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def intoto_statement(statement: dict[str, Any]) -> dict[str, Any]:
+    """The in-toto Statement v1 for an attestation statement: subjects are the weights and ONNX files."""
+    prefix = f"{statement['model']}/{statement['version']}"
+    subject = [{"name": f"{prefix}/weights.safetensors", "digest": {"sha256": statement["weights_sha256"]}}]
+    if statement.get("onnx_sha256"):
+        subject.append({"name": f"{prefix}/model.onnx", "digest": {"sha256": statement["onnx_sha256"]}})
+    predicate = {key: statement[key] for key in ("request_id", "model", "version", "audit_record_sha256", "chain_sequence", "signed_at")}
+    return {"_type": INTOTO_STATEMENT_TYPE, "subject": subject, "predicateType": PREDICATE_TYPE, "predicate": predicate}
+
+
+def dsse_envelope(key: SigningKey, statement: dict[str, Any]) -> dict[str, Any]:
+    payload = statement_bytes(intoto_statement(statement))
+    signature = key.private_key.sign(pae(DSSE_PAYLOAD_TYPE, payload))
+    return {
+        "payloadType": DSSE_PAYLOAD_TYPE,
+        "payload": base64.b64encode(payload).decode(),
+        "signatures": [{"keyid": key.fingerprint, "sig": base64.b64encode(signature).decode()}],
+    }
+
+
+def check_dsse(envelope: dict[str, Any], trusted: dict[str, Ed25519PublicKey]) -> dict[str, Any]:
+    """The in-toto statement of a DSSE envelope signed by a trusted key; raises AttestationError otherwise."""
+    try:
+        payload = base64.b64decode(envelope["payload"], validate=True)
+        signatures = [(s["keyid"], base64.b64decode(s["sig"], validate=True)) for s in envelope["signatures"]]
+        statement = json.loads(payload)
+    except (KeyError, TypeError, ValueError) as error:
+        raise AttestationError(f"DSSE envelope is malformed: {type(error).__name__}: {error}") from error
+    if envelope.get("payloadType") != DSSE_PAYLOAD_TYPE or statement.get("_type") != INTOTO_STATEMENT_TYPE:
+        raise AttestationError(f"DSSE envelope is not an in-toto Statement v1 ({envelope.get('payloadType')!r})")
+    for keyid, signature in signatures:
+        if keyid in trusted:
+            try:
+                trusted[keyid].verify(signature, pae(DSSE_PAYLOAD_TYPE, payload))
+            except InvalidSignature as error:
+                raise AttestationError(f"DSSE signature does not verify under key {keyid}: forged or altered") from error
+            return statement
+    raise AttestationError(f"DSSE envelope has no signature by a trusted key (keyids {[k for k, _ in signatures]})")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.audit import chain as chain_module
+from pipelines.audit import checkpoint as checkpoint_module
 from pipelines.audit import signing
 from pipelines.audit.record import AuditRecord, ChainLink, canonical_bytes, field_digests, hashed_file_id, now
 from pipelines.settings import Settings
@@ -114,6 +115,8 @@ def write_record(settings: Settings, record: AuditRecord) -> Path:
                 attestation_bytes = (json.dumps(attestation, indent=2, sort_keys=True) + "\n").encode()
                 attestation_digest = hashlib.sha256(attestation_bytes).hexdigest()
                 _log_text(mlflow_client, run_id, signing.ATTESTATION_ARTIFACT, attestation_bytes)
+                envelope = signing.dsse_envelope(key, attestation["statement"])
+                _log_text(mlflow_client, run_id, signing.DSSE_ARTIFACT, (json.dumps(envelope, indent=2) + "\n").encode())
 
         if not retried:
             ledger.append(
@@ -131,11 +134,23 @@ def write_record(settings: Settings, record: AuditRecord) -> Path:
                 )
             )
 
+        # A signed checkpoint of the chain as it now stands: whoever keeps it can later prove the trail extends it.
+        checkpoint = checkpoint_module.sign_checkpoint(key, chain, len(ledger.entries), ledger.head.record_sha256)
+        checkpoint_document = checkpoint_module.checkpoint_bytes(checkpoint)
+        checkpoint_module.local_checkpoint_path(settings, chain).write_bytes(checkpoint_document)
+
         if mlflow_client is not None:
+            _log_text(mlflow_client, record.mlflow_run_id, checkpoint_module.CHECKPOINT_ARTIFACT, checkpoint_document)
             if _model_exists(mlflow_client, record.model.name):
                 for tag, value in chain_module.head_tags(ledger).items():
                     mlflow_client.set_registered_model_tag(record.model.name, tag, value)
                 if record.model.version_after:
+                    from pipelines.registry import describe_version, version_description
+
+                    describe_version(settings, record.model.name, record.model.version_after, version_description(
+                        record.request_id, record.model.version_before, record.status,
+                        record.model.alias if record.model.promoted else None, record.method.get("name"), sequence, digest,
+                    ))
                     for tag, value in {
                         chain_module.TAG_RECORD_SHA: digest,
                         chain_module.TAG_SEQUENCE: str(sequence),
@@ -186,6 +201,12 @@ def read_record(settings: Settings, request_id: str) -> AuditRecord | None:
         path = local_record_path(settings, request_id)
         document = path.read_bytes() if path.exists() else None
     return AuditRecord.model_validate_json(document) if document is not None else None
+
+
+def read_run_checkpoint(settings: Settings, run_id: str) -> dict[str, Any] | None:
+    """The signed checkpoint written right after this run's record was chained."""
+    document = read_run_artifact(settings, run_id, checkpoint_module.CHECKPOINT_ARTIFACT)
+    return json.loads(document) if document is not None else None
 
 
 def read_attestation(settings: Settings, run_id: str) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.audit import chain as chain_module
+from pipelines.audit import checkpoint as checkpoint_module
 from pipelines.audit import signing
 from pipelines.audit.record import AuditRecord, field_digests
 from pipelines.audit.store import RECORD_ARTIFACT, local_record_path, read_run_artifact
@@ -51,6 +52,7 @@ class ChainReport:
 @dataclass
 class TrailReport:
     chains: list[ChainReport]
+    checkpoints: int = 0  # checkpoints proven extended by the trail
 
     @property
     def problems(self) -> list[Problem]:
@@ -115,7 +117,8 @@ def _describe_edit(document: bytes, recorded_fields: dict[str, str]) -> str:
 
 
 def verify_chain(
-    settings: Settings, chain: str, trusted: dict, artifacts: _Artifacts, audit_runs: dict[str, dict[str, str]]
+    settings: Settings, chain: str, trusted: dict, artifacts: _Artifacts, audit_runs: dict[str, dict[str, str]],
+    deleted_runs: frozenset[str] = frozenset(),
 ) -> ChainReport:
     from mlflow.exceptions import MlflowException
 
@@ -135,6 +138,9 @@ def verify_chain(
             problem(seq, rid, "ledger order", f"ledger line {index + 1} holds sequence {entry.sequence}, expected {index}: lines were reordered, deleted or inserted")
         if entry.previous_record_sha256 != expected_previous:
             problem(seq, rid, "chain link", f"ledger previous_record_sha256 {str(entry.previous_record_sha256)[:16]}... != sha256 of the record before it {str(expected_previous)[:16]}...: a record was deleted, inserted or reordered")
+        if entry.mlflow_run_id in deleted_runs:
+            # Still readable, but gone from every MLflow view, and `mlflow gc` would destroy it.
+            problem(seq, rid, "run deleted", f"MLflow run {entry.mlflow_run_id} holding this record is deleted (lifecycle 'deleted'): restore it (MlflowClient().restore_run) before `mlflow gc` destroys it")
         document = read_run_artifact(settings, entry.mlflow_run_id, RECORD_ARTIFACT) if entry.mlflow_run_id else None
         if document is None:
             local = local_record_path(settings, entry.request_id)
@@ -239,6 +245,16 @@ def _check_attestation(settings: Settings, entry, record: AuditRecord, trusted: 
     for key, value in expected.items():
         if statement.get(key) != value:
             problem("attestation binding", f"statement.{key} = {statement.get(key)!r}, the trail says {value!r}")
+    envelope = read_run_artifact(settings, entry.mlflow_run_id, signing.DSSE_ARTIFACT)
+    if envelope is None:
+        return  # records written before the in-toto envelope existed
+    try:
+        intoto = signing.check_dsse(json.loads(envelope), trusted)
+    except (ValueError, signing.AttestationError) as error:
+        problem("dsse signature", str(error))
+        return
+    if intoto != signing.intoto_statement(statement):
+        problem("dsse binding", "the in-toto statement does not state the attestation's subjects and record hash")
 
 
 def _audit_runs(settings: Settings) -> dict[str, dict[str, str]]:
@@ -255,16 +271,55 @@ def _audit_runs(settings: Settings) -> dict[str, dict[str, str]]:
     }
 
 
-def verify_trail(settings: Settings, model: str | None = None, public_keys: list[Path] = ()) -> TrailReport:
-    """Verify every chain (or only `model`'s); the report lists every problem, ordered by record."""
+def _deleted_runs(settings: Settings) -> frozenset[str]:
+    """Runs of the audit experiment that were soft-deleted (the MLflow UI's delete)."""
+    from mlflow.entities import ViewType
+
+    from pipelines.registry import client
+
+    mlflow_client = client(settings)
+    experiment = mlflow_client.get_experiment_by_name(settings.audit_experiment)
+    if experiment is None:
+        return frozenset()
+    runs = mlflow_client.search_runs([experiment.experiment_id], run_view_type=ViewType.DELETED_ONLY, max_results=50000)
+    return frozenset(run.info.run_id for run in runs)
+
+
+def verify_trail(
+    settings: Settings, model: str | None = None, public_keys: list[Path] = (), checkpoints: list[Path] = ()
+) -> TrailReport:
+    """Verify every chain (or only `model`'s); the report lists every problem, ordered by record.
+    Each of `checkpoints` (a checkpoint JSON, or a certificate embedding one) must be validly signed and
+    extended by its chain: same records up to its length."""
     trusted = signing.trusted_keys(settings, list(public_keys))
     names = [chain_module.chain_name(model)] if model else chain_module.chains(settings)
+    held = []
+    for path in checkpoints:
+        try:
+            held.append((path, checkpoint_module.check_signature(checkpoint_module.read_checkpoint(path), trusted)))
+        except checkpoint_module.CheckpointError as error:
+            held.append((path, error))
+        if not isinstance(held[-1][1], Exception) and held[-1][1]["chain"] not in names:
+            names.append(held[-1][1]["chain"])
     artifacts = _Artifacts(settings)
-    runs = _audit_runs(settings)
+    runs, deleted = _audit_runs(settings), _deleted_runs(settings)
     reports = []
     for name in names:
-        report = verify_chain(settings, name, trusted, artifacts, runs)
+        report = verify_chain(settings, name, trusted, artifacts, runs, deleted)
         if model and report.records == 0:
             report.problems.append(Problem(name, None, None, "no ledger", f"no audit ledger for model {model!r} at {chain_module.ledger_path(settings, name)}"))
         reports.append(report)
-    return TrailReport(reports)
+    proven = 0
+    for path, body in held:
+        if isinstance(body, Exception):
+            if not reports:
+                reports.append(ChainReport(chain_module.UNATTRIBUTED))
+            reports[0].problems.append(Problem(reports[0].chain, None, None, "checkpoint", f"{path}: {body}"))
+            continue
+        report = next(r for r in reports if r.chain == body["chain"])
+        entries = chain_module.read_ledger(chain_module.ledger_path(settings, body["chain"]))
+        found = checkpoint_module.extension_problems(body, entries)
+        for detail in found:
+            report.problems.append(Problem(body["chain"], None, None, "checkpoint not extended", f"{path}: {detail}"))
+        proven += not found
+    return TrailReport(reports, proven)

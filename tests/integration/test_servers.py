@@ -51,6 +51,10 @@ def cli(*args: str, env: dict[str, str], timeout: int = 300) -> subprocess.Compl
 
 
 PORT_ATTEMPTS = 3
+# The Dask batch of three requests: 4 min 21 s measured alone on an idle 2-core machine, server set-up
+# included (issue 11); 300 s expired on a busy one. At least 3x the idle time.
+BATCH_MEASURED_IDLE_S = 261
+BATCH_TIMEOUT_S = 3 * BATCH_MEASURED_IDLE_S + 60
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +216,7 @@ def test_dask_batch_processes_three_models_concurrently(pipeline, tmp_path):
     before = {name: champion(name) for name in MODELS}
     paths = [str(request_file(tmp_path, f"req-prod-batch-{i}", model=f"{name}@champion")) for i, name in enumerate(MODELS)]
     env = {**pipeline.client_environment("pipeline"), "ERASURE_DATA_REPO": os.environ["ERASURE_DATA_REPO"]}
-    result = cli("request", "batch", *paths, "--workers", "3", "--json", env=env)
+    result = cli("request", "batch", *paths, "--workers", "3", "--json", env=env, timeout=BATCH_TIMEOUT_S)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     outcomes = json.loads(result.stdout.strip().splitlines()[-1])
     assert sorted(outcome["model"] for outcome in outcomes) == sorted(MODELS)

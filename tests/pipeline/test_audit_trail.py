@@ -340,3 +340,166 @@ def test_show_prints_a_readable_summary_and_the_record(trail):
     result = CliRunner().invoke(app, ["audit", "show", "req-a2"])
     assert result.exit_code == 0
     assert "verdict" in result.output and "rejected at stage verify" in result.output and '"chain"' in result.output
+
+
+def test_a_record_whose_run_was_soft_deleted_is_reported(trail):
+    """The MLflow UI's delete: the run is gone from every view and `mlflow gc` would destroy it."""
+    client, run_id = MlflowClient(), trail.outcomes["req-a2"]["mlflow_run_id"]
+    client.delete_run(run_id)
+    try:
+        code, output = verify()
+    finally:
+        client.restore_run(run_id)
+    assert code == 1 and "(request req-a2): run deleted" in first_broken(output) and run_id in output
+
+
+def _checkpoint_file(trail, request_id: str, directory: Path) -> Path:
+    from pipelines.audit.store import read_run_checkpoint
+
+    document = read_run_checkpoint(load_settings(), trail.outcomes[request_id]["mlflow_run_id"])
+    path = directory / f"checkpoint-{request_id}.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_every_record_run_holds_a_signed_checkpoint_of_the_chain_as_it_stood(trail, tmp_path):
+    from pipelines.audit.checkpoint import check_signature
+    from pipelines.audit.signing import trusted_keys
+
+    for length, request_id in enumerate(("req-a1", "req-a2", "req-a3"), start=1):
+        document = json.loads(_checkpoint_file(trail, request_id, tmp_path).read_text())
+        body = check_signature(document, trusted_keys(load_settings()))
+        tags = MlflowClient().get_run(trail.outcomes[request_id]["mlflow_run_id"]).data.tags
+        assert (body["chain"], body["length"], body["head_sha256"]) == (MODEL, length, tags[chain_module.TAG_RECORD_SHA])
+
+
+def test_the_trail_extends_every_earlier_checkpoint(trail, tmp_path):
+    held = [_checkpoint_file(trail, request_id, tmp_path) for request_id in ("req-a1", "req-a3")]
+    code, output = verify("--checkpoint", str(held[0]), "--checkpoint", str(held[1]))
+    assert code == 0 and "extends 2 earlier checkpoint(s)" in output, output
+
+
+def test_records_cut_from_the_end_with_the_registry_head_rewritten_are_caught_by_a_held_checkpoint(trail, tmp_path):
+    held = _checkpoint_file(trail, "req-a3", tmp_path)
+    lines = trail.ledger.read_text().splitlines(keepends=True)
+    client, settings = MlflowClient(), load_settings()
+    head = client.get_registered_model(MODEL).tags
+    with tampered(trail.ledger):
+        # An adversary with write access to ledger and registry: cut the newest record, fix the head tags.
+        trail.ledger.write_text("".join(lines[:2]))
+        client.set_registered_model_tag(MODEL, chain_module.TAG_CHAIN_HEAD, json.loads(lines[1])["record_sha256"])
+        client.set_registered_model_tag(MODEL, chain_module.TAG_CHAIN_LENGTH, "2")
+        try:
+            code, output = verify("--checkpoint", str(held))
+        finally:
+            for tag in (chain_module.TAG_CHAIN_HEAD, chain_module.TAG_CHAIN_LENGTH):
+                client.set_registered_model_tag(MODEL, tag, head[tag])
+    assert settings and code == 1 and "checkpoint not extended" in output and "1 record(s) were cut from the end" in output
+
+
+def test_a_rewritten_history_is_caught_by_a_held_checkpoint(trail, tmp_path):
+    held = _checkpoint_file(trail, "req-a1", tmp_path)
+    lines = trail.ledger.read_text().splitlines(keepends=True)
+    first = json.loads(lines[0])
+    with tampered(trail.ledger):
+        trail.ledger.write_text(json.dumps({**first, "record_sha256": "0" * 64}) + "\n" + "".join(lines[1:]))
+        code, output = verify("--checkpoint", str(held))
+    assert code == 1 and "record #0 now hashes to 0000000000000000" in output and "rewritten" in output
+
+
+def test_a_forged_checkpoint_is_refused(trail, tmp_path):
+    held = _checkpoint_file(trail, "req-a1", tmp_path)
+    document = json.loads(held.read_text())
+    document["checkpoint"]["length"] = 1000
+    held.write_text(json.dumps(document))
+    code, output = verify("--checkpoint", str(held))
+    assert code == 1 and "checkpoint signature does not verify" in output
+
+
+def test_the_certificate_carries_the_checkpoint_and_verify_accepts_it(trail, tmp_path):
+    result = CliRunner().invoke(app, ["audit", "certificate", "req-a1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    certificate = tmp_path / "certificate-req-a1.html"
+    assert 'id="erasure-checkpoint"' in certificate.read_text() and "erasure audit verify --checkpoint" in certificate.read_text()
+    code, output = verify("--checkpoint", str(certificate))
+    assert code == 0 and "extends 1 earlier checkpoint(s)" in output, output
+
+
+def test_certificate_states_the_versions_status_at_issue_time_not_its_status_when_promoted(trail, tmp_path):
+    """req-a1 promoted version 2; req-a3 later moved the alias to version 3."""
+    result = CliRunner().invoke(app, ["audit", "certificate", "req-a1", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "certificate-req-a1.html").read_text()
+    assert "now served as" not in html
+    assert "version 2 is no longer served as @champion: the alias is on version 3" in html
+    assert "promoted to @champion at 20" in html and "registry status tag: superseded" in html
+
+
+def test_certificate_states_its_claims_and_its_non_claims(trail, tmp_path):
+    CliRunner().invoke(app, ["audit", "certificate", "req-a3", "--out", str(tmp_path)])
+    html = (tmp_path / "certificate-req-a3.html").read_text()
+    assert "version 3 is served as @champion" in html
+    assert "What this certifies" in html and "standard error" in html
+    assert "Not that the data no longer exists in storage" in html and "retrained without the data" in html
+
+
+def test_audit_list_stays_one_line_per_request_at_80_columns(trail):
+    result = CliRunner().invoke(app, ["audit", "list"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert all(len(line) <= 80 for line in lines), result.output
+    for request_id in ("req-a1", "req-a2", "req-a3"):
+        (line,) = [line for line in lines if request_id in line]
+        assert MODEL in line or "…" in line
+    assert any("req-a2" in line and "rejected" in line for line in lines)
+
+
+def test_audit_list_wide_and_json(trail):
+    wide = CliRunner().invoke(app, ["audit", "list", "--wide"], env={"COLUMNS": "80"})
+    run_id = trail.outcomes["req-a1"]["mlflow_run_id"]
+    assert wide.exit_code == 0 and any("req-a1" in line and run_id in line for line in wide.output.splitlines())
+    rows = json.loads(CliRunner().invoke(app, ["audit", "list", "--json"]).output)
+    assert {row["request_id"] for row in rows} >= {"req-a1", "req-a2", "req-a3"}
+    assert {row["run_id"] for row in rows if row["request_id"] == "req-a1"} == {run_id}
+
+
+def test_every_produced_version_has_a_one_line_description(trail):
+    client = MlflowClient()
+    for request_id, version in (("req-a1", "2"), ("req-a3", "3")):
+        description = client.get_model_version(MODEL, version).description
+        assert description.startswith(f"request {request_id}: unlearned from version {int(version) - 1} by gradient_ascent")
+        assert "verdict passed, promoted to @champion" in description and "\n" not in description
+
+
+def test_a_promotion_is_attested_as_an_in_toto_statement_in_a_dsse_envelope(trail):
+    """Checked as standard tooling would: DSSE PAE, written out here from the spec, and the public key."""
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    envelope = json.loads((trail.run_dir("req-a1") / "audit" / "attestation.dsse.json").read_text())
+    assert envelope["payloadType"] == "application/vnd.in-toto+json"
+    payload = base64.b64decode(envelope["payload"])
+    (signature,) = envelope["signatures"]
+    signed = b"DSSEv1 28 application/vnd.in-toto+json " + str(len(payload)).encode() + b" " + payload
+    public_key = load_pem_public_key((trail.home / "keys" / "attestation-ed25519.pub.pem").read_bytes())
+    public_key.verify(base64.b64decode(signature["sig"]), signed)  # raises if it does not verify
+    statement = json.loads(payload)
+    record = read_record(load_settings(), "req-a1")
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["predicateType"] == "urn:erasure:predicate:unlearning:v1"
+    assert {s["name"].rsplit("/", 1)[1]: s["digest"]["sha256"] for s in statement["subject"]} == {
+        "weights.safetensors": record.model.weights_sha256_after, "model.onnx": record.export["onnx_sha256"]}
+    tags = MlflowClient().get_run(trail.outcomes["req-a1"]["mlflow_run_id"]).data.tags
+    assert statement["predicate"]["audit_record_sha256"] == tags[chain_module.TAG_RECORD_SHA]
+    assert statement["predicate"]["request_id"] == "req-a1" and signature["keyid"] == record.signing.key_fingerprint
+
+
+def test_an_altered_dsse_envelope_is_caught(trail):
+    stored = trail.run_dir("req-a1") / "audit" / "attestation.dsse.json"
+    with tampered(stored):
+        envelope = json.loads(stored.read_text())
+        statement = json.loads(base64.b64decode(envelope["payload"]))
+        statement["subject"][0]["digest"]["sha256"] = "0" * 64
+        envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+        stored.write_text(json.dumps(envelope))
+        code, output = verify()
+    assert code == 1 and "(request req-a1): dsse signature: DSSE signature does not verify" in output, output

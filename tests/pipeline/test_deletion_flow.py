@@ -15,7 +15,7 @@ from pipelines import registry
 from pipelines.audit import read_record
 from pipelines.settings import load_settings
 from tests.conftest import commit_data
-from tests.pipeline.conftest import MODEL, champion, request_file, run_flow
+from tests.pipeline.conftest import MODEL, champion, prefect_api_url, request_file, run_flow
 from unlearning.data.pairs import decode_arrays, encode_arrays
 from unlearning.data.restoration import set_path
 
@@ -147,7 +147,8 @@ def test_mlflow_project_entry_point_runs_a_request(world, tmp_path):
     from pipelines.settings import PROJECT_ROOT
 
     path = request_file(tmp_path, "req-mlproject")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    # The worker's Prefect server: the `erasure` child then pays for no ephemeral server start of its own.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PREFECT_API_URL": prefect_api_url()}
     result = subprocess.run(
         [sys.executable, "-m", "mlflow", "run", str(PROJECT_ROOT / "mlflow_project"), "-e", "delete",
          "--env-manager", "local", "-P", f"request={path}"],
