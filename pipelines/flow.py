@@ -17,11 +17,9 @@ time (pipelines/locks.py); a request killed at any stage is finished by running 
 from __future__ import annotations
 
 import copy
-import hashlib
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -37,11 +35,12 @@ from pipelines.export import export_and_check
 from pipelines.faults import enter_stage
 from pipelines.kinds import Assessment, ModelKind
 from pipelines.request import DeletionRequest, RequestError, load_request, raw_request_id
+from pipelines.request_file import request_file_digest
 from pipelines.settings import Settings, load_settings
 from unlearning.data.pairs import CorruptDataError
 from unlearning.device import best_device
 from unlearning.methods import create_method
-from unlearning.methods.base import DivergenceError, UnlearningError
+from unlearning.methods.base import UnlearningError
 
 # Errors caused by what the request asked for or pointed at: the request is refused ("rejected").
 # Anything else is the platform's fault ("failed").
@@ -172,15 +171,14 @@ def deletion_flow(request_file: str) -> dict:
     Safe to run again after a crash at any stage: it resumes (pipelines/recovery.py).
     """
     settings = load_settings()
-    request_text = Path(request_file).read_bytes() if Path(request_file).exists() else b""
-    fallback_id = raw_request_id(request_text.decode(errors="replace")) or f"unparsed-{hashlib.sha256(request_text).hexdigest()[:12]}"
+    request_head, request_sha256 = request_file_digest(Path(request_file))
+    fallback_id = raw_request_id(request_head.decode(errors="replace")) or f"unparsed-{request_sha256[:12]}"
     with locks.request_lock(settings, fallback_id):
-        return _process_request(settings, request_file, request_text, fallback_id)
+        return _process_request(settings, request_file, request_sha256, fallback_id)
 
 
-def _process_request(settings: Settings, request_file: str, request_text: bytes, fallback_id: str) -> dict:
+def _process_request(settings: Settings, request_file: str, request_sha256: str, fallback_id: str) -> dict:
     logger = get_run_logger()
-    request_sha256 = hashlib.sha256(request_text).hexdigest()
     # At most once per request id: a decided request returns its recorded outcome; only a request
     # that failed for the platform's reasons is run again.
     previous = read_record(settings, fallback_id)

@@ -7,6 +7,8 @@ and no error message ever quotes more than `ECHO_LIMIT` characters of what the f
 
 from __future__ import annotations
 
+import hashlib
+
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,22 @@ def read_request_text(path: Path) -> str:
         raise RequestError(f"cannot read request file {path}: {error.strerror}") from error
     check_size(content, str(path))
     return content.decode(errors="replace")
+
+
+def request_file_digest(path: Path) -> tuple[bytes, str]:
+    """The file's first MAX_REQUEST_BYTES + 1 bytes (all a valid request can be) and the sha256 of the whole
+    file, read in chunks, so a multi-GB file costs neither memory nor a full read into a string. A missing
+    file gives (b"", sha256 of nothing): the flow then refuses it at load request, naming the path."""
+    digest, head = hashlib.sha256(), b""
+    try:
+        with Path(path).open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                if len(head) <= MAX_REQUEST_BYTES:
+                    head += chunk[: MAX_REQUEST_BYTES + 1 - len(head)]
+                digest.update(chunk)
+    except OSError:
+        pass
+    return head, digest.hexdigest()
 
 
 def check_size(content: bytes | str, source: str) -> None:

@@ -52,10 +52,9 @@ def lineage(settings: Settings, model: str | None) -> list[dict[str, str]]:
 
 def record_figures(settings: Settings, record: AuditRecord):
     """The charts of the record's kind of model (records from before the kinds were restorers)."""
-    from pipelines.kinds import Figures, kind_named
+    from pipelines.kinds import Figures, kind_of_record
 
-    name = record.unlearning.get("task", "restoration")
-    return kind_named(name).figures(settings, record) if record.model.name else Figures()
+    return kind_of_record(record).figures(settings, record) if record.model.name else Figures()
 
 
 def verification(settings: Settings, record: AuditRecord) -> TrailReport | None:

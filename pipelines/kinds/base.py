@@ -184,6 +184,15 @@ def kind_of(model: nn.Module) -> ModelKind:
     return kind_named(getattr(model, "task_kind", None) or type(model).__name__)
 
 
+# Records written before kinds were named in them (schema < 2.1) all came from restorers.
+KIND_OF_UNNAMED_RECORDS = "restoration"
+
+
+def kind_of_record(record) -> ModelKind:
+    """The plug-in for an audit record's model, from the kind the record names."""
+    return kind_named(record.unlearning.get("task") or KIND_OF_UNNAMED_RECORDS)
+
+
 def threshold_owner(name: str) -> str | None:
     return next((kind.name for kind in KINDS.values() if name in kind.Thresholds.model_fields), None)
 

@@ -79,6 +79,15 @@ def test_generator_request_promotes_a_version_that_no_longer_draws_the_class(gen
     assert verify_trail(load_settings(), MODEL).ok
 
 
+def test_the_report_shows_class_shares_and_samples_from_the_same_latents(generator, tmp_path):
+    from pipelines.audit.report import write_report
+
+    run_flow(generation_request(tmp_path, "req-gen-forget"))  # replayed when the test above ran first
+    html = write_report(load_settings(), "req-gen-forget", tmp_path / "report").read_text()
+    assert html.count("data:image/png;base64,") == 2  # the class-share chart and the before/after sample grid
+    assert "forget.share" in html and "quality.fid_increase" in html
+
+
 def test_an_untouched_generator_is_rejected_and_the_alias_stays(generator, tmp_path):
     """Negative control: extrapolation with gamma 0 leaves every weight as it was; verification must refuse it."""
     before = champion()

@@ -1,0 +1,71 @@
+"""A kind of model is one plug-in: the flow finds it from the model, and nothing else names it."""
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.kinds import KINDS, ForgetTarget, KindError, ModelKind, kind_named, kind_of
+from pipelines.kinds import base as kinds_base
+from pipelines.request import RequestError, parse_request
+from pipelines.settings import PROJECT_ROOT
+from unlearning.models import build_model
+
+# The modules a request travels through; none may switch on a kind's name.
+KIND_BLIND = ["pipelines/flow.py", "pipelines/coalesce.py", "pipelines/request.py", "pipelines/validation.py",
+              "pipelines/inbox.py", "pipelines/audit/report.py", "pipelines/audit/figures.py", "pipelines/export.py"]
+
+
+@pytest.mark.parametrize("path", KIND_BLIND)
+def test_the_request_path_never_names_a_kind(path):
+    source = (PROJECT_ROOT / path).read_text()
+    for name in KINDS:
+        assert f'"{name}"' not in source and f"'{name}'" not in source, f"{path} names the kind {name!r}"
+
+
+@pytest.mark.parametrize("architecture, config, kind", [
+    ("restorer-unet", {"width": 4, "levels": 1}, "restoration"),
+    ("digits-mlp", {"hidden": 8, "depth": 1}, "classification"),
+    ("digits-gan", {}, "generation"),
+])
+def test_the_kind_comes_from_the_architecture(architecture, config, kind):
+    assert kind_of(build_model(architecture, config)).name == kind
+
+
+class _Text(ForgetTarget):
+    form_key = "sentences"
+    form_summary = "sentences of a language model"
+    sentences: list[str]
+
+
+class _LanguageThresholds(kinds_base.KindThresholds):
+    forget_max_perplexity_ratio: float | None = None
+
+    def verify_thresholds(self):
+        return self
+
+
+def test_a_new_kind_with_its_own_forget_form_and_thresholds_needs_no_other_module():
+    class LanguageKind(ModelKind):
+        name = "language"
+        forget_form = _Text
+        Thresholds = _LanguageThresholds
+        uses_retain = False
+        pull_data = provenance = validate = forget_examples = problem = assess = export_inputs = None
+
+    kinds_base.register_kind(LanguageKind)
+    try:
+        text = (PROJECT_ROOT / "requests/examples/forget-digit-seven-generator.yaml").read_text()
+        start, end = text.index("forget:"), text.index("method:")
+        text = text[:start] + "forget:\n  sentences: [a, b]\n" + text[end:]
+        text = text.replace("  forget_max_share: 0.01\n  forget_min_reduction: 0.9\n  kept_class_min_share: 0.5\n",
+                            "  forget_max_perplexity_ratio: 2.0\n")
+        request = parse_request(text)
+        assert isinstance(request.forget, _Text)
+        kind_named("language").check_request(request)
+        with pytest.raises(KindError, match="forgets a generator's feature"):
+            kind_named("generation").check_request(request)
+    finally:
+        KINDS.pop("language")
+        kinds_base.FORGET_FORMS.remove(_Text)
+    with pytest.raises(RequestError, match="cannot tell which kind of forget target"):
+        parse_request(text)
