@@ -18,7 +18,12 @@ from unlearning.methods.generation import (AdversarialParams, GenerationMethod, 
 class AdaptThenUnlearnParams(AdversarialParams):
     """adapt_steps per adapted copy (stage 1) and unlearn_steps (stage 2); ewc_lambda is normalised by
     the Fisher's mean (see EwcPenalty); repulsion picks the form of the push away from the adapted
-    parameters and gamma its weight (calibration in AdaptThenUnlearn's docstring)."""
+    parameters and gamma its weight (calibration in AdaptThenUnlearn's docstring).
+
+    ewc_lambda is not tuned further: on the tests' tiny GAN (150 adapt steps) the adapted copies make
+    99.2 / 99.5 / 99.7 / 99.8 % sixes at ewc_lambda 0 / 1 / 100 / 1e4, with FID against real sixes
+    2.91 / 2.86 / 2.36 / 2.38; from ~100 on Adam pins the convolutions and only the uncovered layers
+    (mapping, the first linear layer, to_image) adapt."""
 
     adapt_steps: int = Field(300, ge=1, le=100_000)
     unlearn_steps: int = Field(300, ge=1, le=100_000)
