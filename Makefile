@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup browser data model demo generator demo-generator test bench bench-quick bench-coalescing lint clean reset
+.PHONY: help setup browser data model demo generator demo-generator test bench bench-quick bench-generation bench-generation-quick bench-coalescing lint clean reset
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -65,6 +65,12 @@ bench: setup ## compare every method with retraining (restoration + digits, 3 se
 
 bench-quick: setup ## the same on CI-size models, a few minutes
 	python -m bench.methods --quick
+
+bench-generation: setup ## Adapt-then-Unlearn and its baselines vs a GAN retrained without the class (3 seeds, ~20 min); writes bench/results/generation.*
+	python -m bench.generation
+
+bench-generation-quick: setup ## the same on the tests' tiny GAN world, a few minutes
+	python -m bench.generation --quick
 
 bench-coalescing: setup ## wall time of 1 request vs 10 coalesced (and 10 one by one); writes bench/results/coalescing.md
 	python -m bench.coalescing --sequential

@@ -172,14 +172,16 @@ class GenerationThresholds:
     most this much (feature-space units; see the measurement below); kept_class_min_share: every kept
     class keeps at least this fraction of its share before (no kept class collapses).
 
-    fid_max_increase = 1.0: in the default feature network's space real train vs test digits score 0.63
-    and the deployed GAN ~1-3 against kept-class digits; unlearning that only removes the class lowers
-    FID against the kept classes (measured 3.24 -> 1.1-1.6 for the fine-tuning and Adapt-then-Unlearn
-    runs), while extrapolating away from the adapted copies (gamma -1) raised it to 10.7."""
+    fid_max_increase = 0.5: the FID before counts the class's own samples as misses against kept-class
+    digits, so removing the class alone lowers it; an increase means the kept classes got worse. Measured
+    (bench/results/generation.md, 3 seeds, default feature network, where real train vs test digits
+    score 0.63): the base GAN 3.27 ± 0.04, the retrained one 0.96, Adapt-then-Unlearn 1.64-1.90,
+    fine-tuning 1.25-1.34, extrapolation 3.78 ± 0.40 (gamma -1 on one seed: 10.7); 0.5 is about the
+    largest seed-to-seed spread seen."""
 
     forget_max_share: float = 0.01
     forget_min_reduction: float = 0.90
-    fid_max_increase: float = 1.0
+    fid_max_increase: float = 0.5
     kept_class_min_share: float = 0.5
 
 

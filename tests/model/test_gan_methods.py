@@ -6,6 +6,8 @@ unlearning steps: see each test's comment. Stage 2 of adapt_then_unlearn with ga
 gan_finetune with the same seed and steps, so gan_finetune is the gamma = 0 control.
 """
 
+import copy
+
 import pytest
 import torch
 
@@ -61,8 +63,7 @@ def test_original_generator_makes_the_class(before):
 
 def test_adapted_copies_generate_mostly_the_class(gan_world, unlearned):
     _, method, _, problem = unlearned["l2"]
-    adapted = problem.original.__class__(problem.original.config)
-    adapted.load_state_dict(problem.original.state_dict())
+    adapted = copy.deepcopy(problem.original)
     with torch.no_grad():
         for parameter, value in zip(adapted.generator_parameters(), method.adapted[0]):
             parameter.copy_(value)

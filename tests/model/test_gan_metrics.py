@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from tests.gan_world import CPU
+from tests.gan_world import CPU, FORGET_CLASS
 from unlearning.generation_metrics import (class_shares, frechet_distance, generate_images, kernel_inception_distance,
                                            latent_bank, predicted_classes)
 
@@ -69,3 +69,12 @@ def test_kernel_inception_distance_is_the_unbiased_polynomial_mmd():
     expected = ((k_xx.sum() - k_xx.trace()) / 20 + (k_yy.sum() - k_yy.trace()) / 20 - 2 * k_xy.mean()).item()
     mean, std = kernel_inception_distance(x, y, subsets=3, subset_size=5)
     assert abs(mean - expected) < 1e-4 * abs(expected) and std < 1e-4 * abs(expected)
+
+
+def test_judged_sample_sets_split_samples_by_the_judges_verdict(gan_world):
+    negatives, positives = gan_world.sample_sets(size=300)
+    assert len(negatives) + len(positives) == 300 and len(negatives) > 0
+    assert (predicted_classes(gan_world.judge, negatives.inputs, CPU) == FORGET_CLASS).all()
+    assert (predicted_classes(gan_world.judge, positives.inputs, CPU) != FORGET_CLASS).all()
+    assert negatives.name == "negatives" and positives.name == "positives"
+    assert negatives.inputs.shape[1:] == (1, 8, 8)

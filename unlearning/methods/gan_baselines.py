@@ -31,7 +31,7 @@ class GanFineTune(GenerationMethod):
         started = time.perf_counter()
         torch.manual_seed(self.params.seed)
         train_adversarially(problem.model, images_of(problem.retain), self.params.training(self.params.steps),
-                            problem.device, None, self.name)
+                            problem.device, None, self.name, show_progress)
         return self.finish(problem, self.params.steps, started)
 
 
@@ -55,7 +55,7 @@ class GanEwcFineTune(GenerationMethod):
         penalty = ewc_penalty_for(problem.original, self.params.ewc_lambda, self.params.fisher_samples,
                                   self.params.seed, problem.device)
         train_adversarially(problem.model, images_of(problem.retain), self.params.training(self.params.steps),
-                            problem.device, penalty, self.name)
+                            problem.device, penalty, self.name, show_progress)
         return self.finish(problem, self.params.steps, started)
 
 
@@ -85,7 +85,8 @@ class GanExtrapolation(GenerationMethod):
         params: GanExtrapolationParams = self.params
         torch.manual_seed(params.seed)
         adapted = adapt_copies(problem.original, images_of(problem.forget), params.adapt_copies, params.adapt_steps,
-                               params, params.ewc_lambda, params.fisher_samples, problem.device, self.name)
+                               params, params.ewc_lambda, params.fisher_samples, problem.device, self.name,
+                               show_progress)
         self.adapted = adapted
         with torch.no_grad():
             for index, parameter in enumerate(problem.model.generator_parameters()):

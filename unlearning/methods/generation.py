@@ -13,7 +13,9 @@ from collections.abc import Callable
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
 
+from unlearning.data.pairs import PairSet
 from unlearning.gan_training import AdversarialTraining, GanTrainConfig
 from unlearning.methods.base import DivergenceError, UnlearningError, UnlearningMethod, UnlearningProblem
 from unlearning.models.gan import DigitsGAN
@@ -58,7 +60,8 @@ class GenerationMethod(UnlearningMethod):
             raise UnlearningError(f"method {self.name!r} needs negatives (samples judged to show the class); got none")
 
 
-def images_of(problem_set) -> torch.Tensor:
+def images_of(problem_set: PairSet) -> torch.Tensor:
+    """A negatives/positives set's inputs as images N x 1 x 8 x 8 (flat N x 64 rows are accepted too)."""
     return problem_set.inputs.reshape(-1, 1, 8, 8)
 
 
@@ -69,6 +72,7 @@ def train_adversarially(
     device: torch.device,
     penalty: Callable[[DigitsGAN], torch.Tensor] | None = None,
     method_name: str = "generation",
+    show_progress: bool = False,
 ) -> tuple[DigitsGAN, list[torch.Tensor]]:
     """`config.steps` adversarial steps of `model` against `real_images` with `penalty(model)` added to
     G's loss; writes the generator EMA into `model` and returns it with the raw (last-step) generator
@@ -76,7 +80,7 @@ def train_adversarially(
     batches = torch.Generator().manual_seed(config.seed + 1)
     training = AdversarialTraining(model, config, device)
     generator_penalty = None if penalty is None else (lambda: penalty(model))
-    for step in range(config.steps):
+    for step in tqdm(range(config.steps), desc=f"unlearn[{method_name}]", disable=not show_progress, mininterval=2):
         real = real_images[torch.randint(len(real_images), (config.batch_size,), generator=batches)].to(device)
         losses = training.step(real, generator_penalty)
         bad = {name: value for name, value in losses.items() if not torch.isfinite(torch.tensor(value))}
@@ -129,7 +133,7 @@ def ewc_penalty_for(model: DigitsGAN, ewc_lambda: float, fisher_samples: int, se
 
 def adapt_copies(
     original: DigitsGAN, negatives: torch.Tensor, copies: int, steps: int, params: AdversarialParams,
-    ewc_lambda: float, fisher_samples: int, device: torch.device, method_name: str,
+    ewc_lambda: float, fisher_samples: int, device: torch.device, method_name: str, show_progress: bool = False,
 ) -> list[list[torch.Tensor]]:
     """Stage 1 of Adapt-then-Unlearn: `copies` copies of the original G and D, each fine-tuned on the
     negatives (D sees them as real) with the NS loss + EWC towards the original; returns each copy's
@@ -140,7 +144,7 @@ def adapt_copies(
     for index in range(copies):
         model = copy.deepcopy(original).requires_grad_(True)
         _, raw = train_adversarially(model, negatives, params.training(steps, seed_offset=1000 * (index + 1)),
-                                     device, penalty, method_name)
+                                     device, penalty, f"{method_name}:adapt{index}", show_progress)
         adapted.append(raw)
     return adapted
 
