@@ -14,12 +14,11 @@ from pipelines.kinds.base import (
     Assessment,
     Figures,
     KindThresholds,
-    ModelKind,
     binomial_stderr,
     check_metrics,
     register_kind,
 )
-from pipelines.kinds.files import FileData, ForgetFiles, file_cache_inputs, file_provenance, forget_and_retain, pull_files
+from pipelines.kinds.files import FileData, FileKind
 from unlearning.data.pairs import concat
 from unlearning.metrics import accuracy
 from unlearning.mia import loss_threshold_auc
@@ -40,16 +39,9 @@ class ClassificationRequestThresholds(KindThresholds):
 
 
 @register_kind
-class ClassificationKind(ModelKind):
+class ClassificationKind(FileKind):
     name = "classification"
-    forget_form = ForgetFiles
     Thresholds = ClassificationRequestThresholds
-
-    def pull_data(self, settings, request, original) -> FileData:
-        return pull_files(settings, request)
-
-    def provenance(self, data: FileData) -> dict:
-        return file_provenance(data)
 
     def validate(self, request, data: FileData, model) -> validation.ValidationSummary:
         evaluation = data.forgotten_evaluation.arrays
@@ -59,15 +51,6 @@ class ClassificationKind(ModelKind):
             validation.SetSchema.like(evaluation, target_range=(0.0, float(classes - 1))),
             evaluation_inputs=evaluation["inputs"],
         )
-
-    def forget_examples(self, data: FileData) -> int:
-        return len(data.forget_pairs)
-
-    def problem(self, method, original, datas, device, model):
-        from unlearning.methods import UnlearningProblem
-
-        forget, retain, retained = forget_and_retain(method, datas)
-        return UnlearningProblem(model=model, forget=forget, retain=retain, device=device, task=self.task(model)), retained
 
     def assess(self, request, original, unlearned, data: FileData, device, seeds) -> Assessment:
         task = self.task(original)
@@ -112,12 +95,6 @@ class ClassificationKind(ModelKind):
             "so a margin under ~2 stderr is weak evidence",
         )
         return Assessment(metrics + check_metrics(verdict), verdict, evidence)
-
-    def export_inputs(self, data: FileData):
-        return data.forgotten_evaluation.pairs().inputs
-
-    def cache_inputs(self, data: FileData) -> list[str]:
-        return file_cache_inputs(data)
 
     def figures(self, settings, record) -> Figures:
         from pipelines.audit import figures

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from pipelines import datastore
 from pipelines.datastore import FetchedFile
-from pipelines.kinds.base import ForgetTarget, Strict
+from pipelines.kinds.base import ForgetTarget, ModelKind, Strict
 from pipelines.retain import retain_without_forget
 from unlearning.data.pairs import PairSet, concat, decode_arrays, example_digests, without
 
@@ -132,3 +132,30 @@ def forget_and_retain(method, datas: list[FileData]) -> tuple[PairSet, PairSet |
 
 def file_cache_inputs(data: FileData) -> list[str]:
     return [data.forget.fetched.sha256, *(decoded.fetched.sha256 for decoded in data.retain)]
+
+
+class FileKind(ModelKind):
+    """A kind whose requests name data files (restoration, classification): what they share."""
+
+    forget_form = ForgetFiles
+
+    def pull_data(self, settings, request, original) -> FileData:
+        return pull_files(settings, request)
+
+    def provenance(self, data: FileData) -> dict[str, Any]:
+        return file_provenance(data)
+
+    def forget_examples(self, data: FileData) -> int:
+        return len(data.forget_pairs)
+
+    def problem(self, method, original, datas, device, model):
+        from unlearning.methods import UnlearningProblem
+
+        forget, retain, retained = forget_and_retain(method, datas)
+        return UnlearningProblem(model=model, forget=forget, retain=retain, device=device, task=self.task(model)), retained
+
+    def export_inputs(self, data: FileData):
+        return data.forgotten_evaluation.pairs().inputs
+
+    def cache_inputs(self, data: FileData) -> list[str]:
+        return file_cache_inputs(data)

@@ -11,8 +11,8 @@ from pydantic import Field
 from pipelines import validation
 from pipelines.audit.evidence import restoration_evidence
 from pipelines.audit.record import MetricEvidence
-from pipelines.kinds.base import Assessment, Figures, KindThresholds, ModelKind, check_metrics, register_kind
-from pipelines.kinds.files import FileData, ForgetFiles, file_cache_inputs, file_provenance, forget_and_retain, pull_files
+from pipelines.kinds.base import Assessment, Figures, KindThresholds, check_metrics, register_kind
+from pipelines.kinds.files import FileData, FileKind
 from unlearning.metrics import RestorationScores, predict, score_outputs
 from unlearning.verify import RestorationThresholds, Verdict, verify_restoration
 
@@ -26,16 +26,9 @@ class RestorationRequestThresholds(KindThresholds):
 
 
 @register_kind
-class RestorationKind(ModelKind):
+class RestorationKind(FileKind):
     name = "restoration"
-    forget_form = ForgetFiles
     Thresholds = RestorationRequestThresholds
-
-    def pull_data(self, settings, request, original) -> FileData:
-        return pull_files(settings, request)
-
-    def provenance(self, data: FileData) -> dict:
-        return file_provenance(data)
 
     def validate(self, request, data: FileData, model) -> validation.ValidationSummary:
         evaluation = data.forgotten_evaluation.arrays
@@ -43,15 +36,6 @@ class RestorationKind(ModelKind):
             data.forget.arrays["inputs"], data.forget.arrays["targets"], validation.SetSchema.like(evaluation),
             evaluation_inputs=evaluation["inputs"],
         )
-
-    def forget_examples(self, data: FileData) -> int:
-        return len(data.forget_pairs)
-
-    def problem(self, method, original, datas, device, model):
-        from unlearning.methods import UnlearningProblem
-
-        forget, retain, retained = forget_and_retain(method, datas)
-        return UnlearningProblem(model=model, forget=forget, retain=retain, device=device, task=self.task(model)), retained
 
     def assess(self, request, original, unlearned, data: FileData, device, seeds) -> Assessment:
         sets = data.evaluation_sets()
@@ -62,12 +46,6 @@ class RestorationKind(ModelKind):
         verdict = verify_restoration(before, after, [data.forgotten], self.thresholds(request))
         metrics, evidence = restoration_evidence(_metrics(before, after, verdict), outputs_before, outputs_after, sets, seeds)
         return Assessment(metrics, verdict, evidence)
-
-    def export_inputs(self, data: FileData):
-        return data.forgotten_evaluation.pairs().inputs
-
-    def cache_inputs(self, data: FileData) -> list[str]:
-        return file_cache_inputs(data)
 
     def figures(self, settings, record) -> Figures:
         from pipelines.audit import figures

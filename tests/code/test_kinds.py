@@ -1,6 +1,5 @@
 """A kind of model is one plug-in: the flow finds it from the model, and nothing else names it."""
 
-from pathlib import Path
 
 import pytest
 

@@ -16,7 +16,8 @@ from pipelines.settings import load_settings
 from tests.gan_world import FORGET_CLASS, make_gan_world
 from tests.pipeline.conftest import request_file, run_flow
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("pipeline-stores")]
+# Its own group: it builds on no other module's store state, so it can run beside the pipeline-stores worker.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("generator-store")]
 
 MODEL, JUDGE, FEATURES = "digits-generator", "digits-judge", "digits-feature-net"
 # Sized for seconds on one core; measured on the tiny world (seed 0): see the assertions.
