@@ -13,7 +13,9 @@ from pipelines.audit import read_record
 from pipelines.audit.verify import verify_trail
 from pipelines.base_model import register_base_model
 from pipelines.settings import load_settings
+from tests.conftest import commit_data
 from tests.gan_world import FORGET_CLASS, make_gan_world
+from unlearning.data.pairs import encode_arrays
 from tests.pipeline.conftest import request_file, run_flow
 
 # Its own group: it builds on no other module's store state, so it can run beside the pipeline-stores worker.
@@ -25,8 +27,12 @@ QUICK_ADAPT_THEN_UNLEARN = {"name": "adapt_then_unlearn", "params": {"adapt_step
 
 
 @pytest.fixture(scope="module")
-def generator(world, tmp_path_factory):
-    gan_world = make_gan_world(seed=0)
+def gan_world():
+    return make_gan_world(seed=0)
+
+
+@pytest.fixture(scope="module")
+def generator(world, gan_world, tmp_path_factory):
     settings = load_settings()
     for name, model, architecture in ((JUDGE, gan_world.judge, "digits-judge-cnn"),
                                       (FEATURES, gan_world.feature_net, "digits-feature-net"),
@@ -97,6 +103,26 @@ def test_an_untouched_generator_is_rejected_and_the_alias_stays(generator, tmp_p
     assert outcome["status"] == "rejected" and outcome["stage"] == "verify", outcome
     assert "forget.share" in outcome["error"]
     assert champion() == before
+
+
+def test_negatives_may_be_supplied_as_a_dvc_file_instead_of_generated(generator, gan_world, tmp_path):
+    negatives, _ = gan_world.sample_sets(seed=11, size=1000)
+    raw = encode_arrays({"inputs": negatives.inputs.reshape(-1, 64).numpy(), "targets": negatives.targets.numpy()},
+                        {"task": "generation", "class": str(FORGET_CLASS)})
+    rev = commit_data(generator, {"generation/negatives-6.safetensors": raw}, "negatives supplied by the requester")
+    request = generation_request(tmp_path, "req-gen-supplied", model=f"{MODEL}@original",
+                                 method={"name": "gan_finetune", "params": {"steps": 10}},
+                                 thresholds={"forget_max_share": 1.0, "forget_min_reduction": 0.0,
+                                             "kept_class_min_share": 0.0, "fid_max_increase": 1000.0})
+    request.write_text(request.read_text().replace(
+        "  quality:", f"  negatives:\n    path: data/generation/negatives-6.safetensors\n    rev: {rev}\n  quality:"))
+    outcome = run_flow(request)
+    assert outcome["status"] == "passed", outcome
+    record = read_record(load_settings(), "req-gen-supplied")
+    assert record.forget_data["source"] == "supplied" and record.forget_data["commit"] == rev
+    assert record.forget_data["examples"] == len(negatives)
+    # The request promoted its own alias: point @original back at the untouched generator for later tests.
+    MlflowClient().set_registered_model_alias(MODEL, "original", outcome["version_before"])
 
 
 def test_the_judge_may_not_score_quality(generator, tmp_path):
