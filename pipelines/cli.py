@@ -194,19 +194,20 @@ def audit_list(
         return
     table = Table(box=None, pad_edge=False, show_edge=False)
     # Request ids are what auditors search for: never wrap or cut them; the model name gives way first.
-    table.add_column("request", no_wrap=True)
-    table.add_column("verdict", no_wrap=True)
+    longest_id = max((len(row["request_id"]) for row in rows), default=7)
+    table.add_column("request", no_wrap=True, min_width=longest_id)
+    table.add_column("verdict", no_wrap=True, min_width=8)
     table.add_column("model", no_wrap=True, overflow="ellipsis", min_width=5)
-    table.add_column("versions", no_wrap=True)
-    table.add_column("started (UTC)", no_wrap=True)
+    table.add_column("v", no_wrap=True, min_width=4)
+    table.add_column("started UTC", no_wrap=True, min_width=11)
     if wide:
         for name in ("chain #", "record sha256", "MLflow run"):
             table.add_column(name, no_wrap=True)
     for row in rows:
         cells = [
             row["request_id"], row["status"], row["model"],
-            f"{row['version_before'] or '-'} -> {row['version_after'] or '-'}",
-            row["started"].replace("T", " ")[:16],
+            f"{row['version_before'] or '-'}->{row['version_after'] or '-'}",
+            row["started"].replace("T", " ")[5:16],  # MM-DD HH:MM: the year is in --wide and --json
         ]
         if wide:
             cells += [row["sequence"], row["record_sha256"][:16], row["run_id"]]
