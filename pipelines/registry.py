@@ -253,7 +253,6 @@ def tag_version(settings: Settings, name: str, version: str, tags: dict[str, str
         mlflow_client.set_model_version_tag(name, version, key, value)
 
 
-@_explain_refusals("move a model alias (promote)")
 def version_description(request_id: str, parent: str | None, status: str, promoted_alias: str | None,
                         method: str | None, sequence: int, record_sha256: str) -> str:
     """One line for the MLflow UI's version description: request, parent, verdict, where the audit record is."""
@@ -262,10 +261,12 @@ def version_description(request_id: str, parent: str | None, status: str, promot
             + f"; {verdict}; audit record #{sequence} sha256 {record_sha256[:16]}")
 
 
+@_explain_refusals("describe a model version")
 def describe_version(settings: Settings, name: str, version: str, description: str) -> None:
     client(settings).update_model_version(name, version, description=description)
 
 
+@_explain_refusals("move a model alias (promote)")
 def promote(settings: Settings, name: str, alias: str, version: str, previous: str | None) -> None:
     """Move `alias` to `version` (one atomic registry call), then record the lineage on both versions."""
     client(settings).set_registered_model_alias(name, alias, version)
