@@ -267,13 +267,22 @@ class Servers:
             if http_status(url) == 200:
                 return
             if not group_members(pgid):
-                raise ServersError(f"{name}: exited while starting; see {self.logs / f'{name}.log'}:\n{self._log_tail(name)}")
+                cause = self._first_error(name)
+                raise ServersError(f"{name}: exited while starting{f' ({cause})' if cause else ''}; "
+                                   f"see {self.logs / f'{name}.log'}:\n{self._log_tail(name)}")
             time.sleep(0.5)
         raise ServersError(f"{name}: not healthy at {url} after {timeout:.0f} s; see {self.logs / f'{name}.log'}")
 
     def _log_tail(self, name: str, lines: int = 15) -> str:
         path = self.logs / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def _first_error(self, name: str) -> str | None:
+        """The log's first line naming an error: a server that dies at start often logs its cause (a port
+        taken, say) long before the shutdown traceback that fills the tail."""
+        path = self.logs / f"{name}.log"
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        return next((line.strip()[:200] for line in lines if "already in use" in line or "[Errno" in line), None)
 
     def _alive(self, state: dict, name: str) -> bool:
         pgid = state.get("groups", {}).get(name)
