@@ -287,14 +287,22 @@ def record_assessment(record: AuditRecord, assessment: Assessment) -> None:
     record.metrics, record.evidence = assessment.metrics, assessment.evidence
 
 
+# One MLflow call each, not one per value (each is a registry round trip / sqlite transaction).
 def log_method(mlflow_client, run_id: str, method) -> None:
-    for key, value in method.params.model_dump().items():
-        mlflow_client.log_param(run_id, f"method.{key}", value)
+    from mlflow.entities import Param
+
+    params = [Param(f"method.{key}", str(value)) for key, value in method.params.model_dump().items()]
+    if params:
+        mlflow_client.log_batch(run_id, params=params)
 
 
 def log_metrics(mlflow_client, run_id: str, record: AuditRecord) -> None:
-    for evidence in record.metrics:
-        mlflow_client.log_metric(run_id, evidence.name, evidence.value)
+    from mlflow.entities import Metric
+
+    timestamp = int(time.time() * 1000)
+    metrics = [Metric(evidence.name, evidence.value, timestamp, 0) for evidence in record.metrics]
+    if metrics:
+        mlflow_client.log_batch(run_id, metrics=metrics)
 
 
 def reused_id(replayed: dict, previous: AuditRecord, request_sha256: str) -> dict:
