@@ -54,6 +54,7 @@ from pipelines.flow import (
     verify_stage,
 )
 from pipelines.kinds import Assessment, ModelKind
+from pipelines.kinds.base import shared_evaluation
 from pipelines.request import DeletionRequest, RequestError, load_request
 from pipelines.settings import Settings, load_settings
 from unlearning.device import best_device
@@ -188,7 +189,8 @@ def _unlearn_and_verify(settings: Settings, members: list[Member]) -> SharedRun 
     except INPUT_ERRORS:
         return None  # e.g. the union leaves nothing to retain: each request is judged alone
     seeds = {"method": method.params.seed}
-    checks = [verify_stage(m.request, kind, original, unlearned, m.data, device, seeds) for m in group]
+    with shared_evaluation():  # one shared model, mostly the same held-out sets: each evaluated once
+        checks = [verify_stage(m.request, kind, original, unlearned, m.data, device, seeds) for m in group]
     failing = [m.request.request_id for m, assessment in zip(group, checks) if not assessment.verdict.passed]
     if failing:
         logger.info("coalesced group dissolved: %s failed their checks on the shared model", failing)
