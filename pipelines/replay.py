@@ -9,9 +9,10 @@ module imports none of those tools (tests/pipeline/test_operations.py checks tha
 
 from __future__ import annotations
 
-import json
+import hashlib
 from pathlib import Path
 
+from pipelines.audit import chain
 from pipelines.audit.record import AuditRecord
 from pipelines.audit.store import local_record_path
 from pipelines.request_file import raw_request_id, request_file_digest
@@ -40,8 +41,10 @@ def summarize(record: AuditRecord, location: Path, replayed: bool = False) -> di
 def decided_outcome(settings: Settings, request_file: Path) -> dict | None:
     """The recorded outcome of `request_file` when its local record decided this very file, else None.
 
-    Reads the file as the flow does (bounded, hashed in chunks); a record that cannot be read or parsed
-    is no answer here: the flow then reads the registry's copy and decides.
+    Reads the file as the flow does (bounded, hashed in chunks). Only the very record chained in its
+    model's ledger answers (same bytes as the ledger's record sha256); a record that cannot be read or
+    parsed, or that differs from what was chained, is no answer here: the flow then reads the registry's
+    copy and decides.
     """
     head, sha256 = request_file_digest(Path(request_file))
     request_id = raw_request_id(head.decode(errors="replace"))
@@ -49,9 +52,25 @@ def decided_outcome(settings: Settings, request_file: Path) -> dict | None:
         return None
     path = local_record_path(settings, request_id)
     try:
-        record = AuditRecord.model_validate_json(path.read_bytes())
+        document = path.read_bytes()
+        record = AuditRecord.model_validate_json(document)
     except (OSError, ValueError):
         return None
     if record.status not in DECIDED or record.request_sha256 != sha256 or record.request_id != request_id:
         return None
+    if not _chained(settings, record, document):
+        return None
     return summarize(record, path, replayed=True)
+
+
+def _chained(settings: Settings, record: AuditRecord, document: bytes) -> bool:
+    """`document` is the record the ledger chained at the record's own position (not edited since)."""
+    link = record.chain
+    if link is None:
+        return False
+    try:
+        entries = chain.read_ledger(chain.ledger_path(settings, link.model))
+    except (OSError, ValueError):
+        return False
+    entry = next((entry for entry in entries if entry.sequence == link.sequence), None)
+    return entry is not None and entry.request_id == record.request_id and entry.record_sha256 == hashlib.sha256(document).hexdigest()

@@ -183,6 +183,19 @@ def test_a_decided_request_is_answered_by_the_cli_from_its_record_without_import
     assert "(already processed: recorded outcome)" in probe.stdout
 
 
+def test_a_local_record_edited_after_it_was_chained_is_no_answer_without_the_flow(world, tmp_path):
+    from pipelines.audit import local_record_path
+    from pipelines.replay import decided_outcome
+
+    path = request_file(tmp_path, "req-fast-edited", model="tiny-restorer@nonexistent")
+    assert run_flow(path)["status"] == "rejected"
+    settings = load_settings()
+    assert decided_outcome(settings, path)["replayed"]
+    local = local_record_path(settings, "req-fast-edited")
+    local.write_bytes(local.read_bytes().replace(b"nonexistent", b"elsewhere", 1))  # still a valid record
+    assert decided_outcome(settings, path) is None
+
+
 def test_a_reused_id_with_a_different_file_takes_the_cli_through_the_flow_and_is_refused(world, tmp_path):
     from typer.testing import CliRunner
 
