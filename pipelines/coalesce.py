@@ -30,7 +30,7 @@ import torch
 from prefect import flow, get_run_logger, task
 from prefect.transactions import transaction
 
-from pipelines import kinds, locks, recovery, registry
+from pipelines import datastore, kinds, locks, recovery, registry
 from pipelines.audit import AuditRecord, now, read_record
 from pipelines.audit.publish import publish_prefect_artifacts
 from pipelines.audit.record import Coalesced
@@ -54,6 +54,7 @@ from pipelines.flow import (
     verify_stage,
 )
 from pipelines.kinds import Assessment, ModelKind
+from pipelines.kinds.base import shared_evaluation
 from pipelines.request import DeletionRequest, RequestError, load_request
 from pipelines.settings import Settings, load_settings
 from unlearning.device import best_device
@@ -168,14 +169,15 @@ def _unlearn_and_verify(settings: Settings, members: list[Member]) -> SharedRun 
     if not kind.coalesces:
         return None  # e.g. generators: each request generates its own data; processed alone
     group = []
-    for member in undecided:
-        try:
-            kind.check_request(member.request)
-            member.data = pull_data_stage(settings, member.request, original, kind)
-            member.validation = validate_stage(member.request, member.data, original, kind).as_record()
-            group.append(member)
-        except INPUT_ERRORS as error:
-            logger.info("request %s set aside, to be refused alone: %s", member.request.request_id, error)
+    with datastore.shared_reads():  # the members' shared files (retain, evaluation sets) are read once
+        for member in undecided:
+            try:
+                kind.check_request(member.request)
+                member.data = pull_data_stage(settings, member.request, original, kind)
+                member.validation = validate_stage(member.request, member.data, original, kind).as_record()
+                group.append(member)
+            except INPUT_ERRORS as error:
+                logger.info("request %s set aside, to be refused alone: %s", member.request.request_id, error)
     if len(group) < 2:
         return None
     device = best_device()
@@ -187,7 +189,8 @@ def _unlearn_and_verify(settings: Settings, members: list[Member]) -> SharedRun 
     except INPUT_ERRORS:
         return None  # e.g. the union leaves nothing to retain: each request is judged alone
     seeds = {"method": method.params.seed}
-    checks = [verify_stage(m.request, kind, original, unlearned, m.data, device, seeds) for m in group]
+    with shared_evaluation():  # one shared model, mostly the same held-out sets: each evaluated once
+        checks = [verify_stage(m.request, kind, original, unlearned, m.data, device, seeds) for m in group]
     failing = [m.request.request_id for m, assessment in zip(group, checks) if not assessment.verdict.passed]
     if failing:
         logger.info("coalesced group dissolved: %s failed their checks on the shared model", failing)

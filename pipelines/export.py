@@ -48,7 +48,17 @@ def _dynamic_shapes(model: nn.Module, example: torch.Tensor) -> dict:
 
 
 def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
+    """Write `model` as ONNX to `path`. A model with the graph of one exported before in this process (same
+    modules, settings, weight names and shapes, example shape) reuses that export with its own weights:
+    the same bytes as exporting it afresh, without the ~2 s of torch.export (a warm worker's requests
+    all export the same architecture)."""
     model = model.cpu().eval()
+    key = _graph_key(model, example)
+    template = _GRAPHS.get(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if template is not None:
+        path.write_bytes(_with_weights(template, model).SerializeToString())
+        return path
     dynamic_shapes = _dynamic_shapes(model, example)
     # The exporter warns about optional torchvision ops and prints progress; neither concerns us.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
@@ -57,9 +67,60 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
         program = torch.onnx.export(
             model, (example.cpu(),), dynamo=True, dynamic_shapes=dynamic_shapes, external_data=False, verbose=False
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
     program.save(str(path), external_data=False)
+    _remember_graph(key, path, model)
     return path
+
+
+# Exported graphs by _graph_key, in this process only; a few architectures at most.
+_GRAPHS: dict[str, object] = {}
+_MAX_GRAPHS = 8
+
+
+def _graph_key(model: nn.Module, example: torch.Tensor) -> str:
+    """Everything the exported graph can depend on but the weights' values: each module's class and plain
+    settings (kernel sizes, flags, widths), every parameter's and buffer's name, shape and dtype, the
+    example's shape and dtype, and the torch version."""
+    modules = [
+        (name, type(module).__module__, type(module).__qualname__,
+         sorted((k, repr(v)) for k, v in vars(module).items() if isinstance(v, (bool, int, float, str, tuple, type(None)))))
+        for name, module in model.named_modules()
+    ]
+    tensors = [(name, tuple(value.shape), str(value.dtype)) for name, value in model.state_dict().items()]
+    text = repr((modules, tensors, tuple(example.shape), str(example.dtype), torch.__version__))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _remember_graph(key: str, path: Path, model: nn.Module) -> None:
+    """Keep the export as a template only when every weight is an initializer under its own name, shape
+    and dtype (nothing folded into a derived constant), so swapping initializers gives a fresh export."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path))
+    initializers = {tensor.name: tensor for tensor in graph.graph.initializer}
+    for name, value in model.state_dict().items():
+        tensor = initializers.get(name)
+        if tensor is None:
+            return
+        array = numpy_helper.to_array(tensor)
+        if array.shape != tuple(value.shape) or array.dtype != value.detach().cpu().numpy().dtype:
+            return
+    if len(_GRAPHS) >= _MAX_GRAPHS:
+        _GRAPHS.pop(next(iter(_GRAPHS)))
+    _GRAPHS[key] = graph
+
+
+def _with_weights(template, model: nn.Module):
+    from onnx import numpy_helper
+
+    graph = type(template)()
+    graph.CopyFrom(template)
+    weights = model.state_dict()
+    for tensor in graph.graph.initializer:
+        if tensor.name in weights:
+            tensor.CopyFrom(numpy_helper.from_array(weights[tensor.name].detach().cpu().numpy(), tensor.name))
+    return graph
 
 
 def check_parity(model: nn.Module, path: Path, inputs: torch.Tensor, tolerance: float = PARITY_TOLERANCE) -> float:

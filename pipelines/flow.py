@@ -35,6 +35,7 @@ from pipelines.export import export_and_check
 from pipelines.faults import enter_stage
 from pipelines.kinds import Assessment, ModelKind
 from pipelines.request import DeletionRequest, RequestError, load_request, raw_request_id
+from pipelines.replay import summarize
 from pipelines.request_file import request_file_digest
 from pipelines.settings import Settings, load_settings
 from unlearning.data.pairs import CorruptDataError
@@ -286,14 +287,22 @@ def record_assessment(record: AuditRecord, assessment: Assessment) -> None:
     record.metrics, record.evidence = assessment.metrics, assessment.evidence
 
 
+# One MLflow call each, not one per value (each is a registry round trip / sqlite transaction).
 def log_method(mlflow_client, run_id: str, method) -> None:
-    for key, value in method.params.model_dump().items():
-        mlflow_client.log_param(run_id, f"method.{key}", value)
+    from mlflow.entities import Param
+
+    params = [Param(f"method.{key}", str(value)) for key, value in method.params.model_dump().items()]
+    if params:
+        mlflow_client.log_batch(run_id, params=params)
 
 
 def log_metrics(mlflow_client, run_id: str, record: AuditRecord) -> None:
-    for evidence in record.metrics:
-        mlflow_client.log_metric(run_id, evidence.name, evidence.value)
+    from mlflow.entities import Metric
+
+    timestamp = int(time.time() * 1000)
+    metrics = [Metric(evidence.name, evidence.value, timestamp, 0) for evidence in record.metrics]
+    if metrics:
+        mlflow_client.log_batch(run_id, metrics=metrics)
 
 
 def reused_id(replayed: dict, previous: AuditRecord, request_sha256: str) -> dict:
@@ -305,19 +314,3 @@ def reused_id(replayed: dict, previous: AuditRecord, request_sha256: str) -> dic
     )
     return {**replayed, "status": "rejected", "stage": "load request", "error": error, "reasons": [], "version_after": None}
 
-
-def summarize(record: AuditRecord, location: Path, replayed: bool = False) -> dict:
-    """The flow's result: what the CLI prints and what the inbox files next to the request."""
-    return {
-        "request_id": record.request_id,
-        "status": record.status,
-        "replayed": replayed,
-        "stage": record.failed_stage,
-        "error": record.error,
-        "reasons": record.verdict.get("reasons", []),
-        "model": record.model.name,
-        "version_before": record.model.version_before,
-        "version_after": record.model.version_after if record.model.promoted else None,
-        "audit_record": str(location),
-        "mlflow_run_id": record.mlflow_run_id,
-    }

@@ -12,10 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationErr
 from pipelines.kinds import ForgetTarget
 from pipelines.kinds.base import check_threshold_values, parse_forget
 from pipelines.kinds.files import RetainFiles
-
-
-class RequestError(ValueError):
-    """The request file is unreadable or does not match the schema; the message names the field."""
+from pipelines.request_file import RequestError, raw_request_id  # noqa: F401 - re-exported: the request's errors
 
 
 class _Strict(BaseModel):
@@ -116,14 +113,3 @@ def load_request(path: Path) -> DeletionRequest:
 
     return parse_request(read_request_text(Path(path)), source=str(path))
 
-
-def raw_request_id(text: str) -> str | None:
-    """The request id of a request that failed validation, when one can still be read, for the audit."""
-    from pipelines.request_file import load_yaml
-
-    try:
-        raw = load_yaml(text)
-    except (yaml.YAMLError, RequestError):
-        return None
-    value = raw.get("request_id") if isinstance(raw, dict) else None
-    return str(value) if isinstance(value, (str, int)) else None

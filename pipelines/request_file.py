@@ -14,13 +14,17 @@ from typing import Any
 
 import yaml
 
-from pipelines.request import RequestError
-
 MAX_REQUEST_BYTES = 1024 * 1024  # 1 MiB: a real request is well under 4 KiB
 MAX_DEPTH = 16  # a request nests 3 levels (method.params.<value>); lists of paths add one
 MAX_ALIASES = 16  # aliases are legal YAML, but a request needs few if any
 MAX_NODES = 10_000  # scalars, lists and mappings after expanding aliases
 ECHO_LIMIT = 80
+
+
+# Defined here, not in pipelines/request.py (which re-exports it), so that reading a request file imports
+# no model kind, torch or MLOps tool: the CLI answers an already-decided request with this module alone.
+class RequestError(ValueError):
+    """The request file is unreadable or does not match the schema; the message names the field."""
 
 
 class RequestFileTooLargeError(RequestError):
@@ -65,6 +69,16 @@ def request_file_digest(path: Path) -> tuple[bytes, str]:
     except OSError:
         pass
     return head, digest.hexdigest()
+
+
+def raw_request_id(text: str) -> str | None:
+    """The request id of a request that failed validation, when one can still be read, for the audit."""
+    try:
+        raw = load_yaml(text)
+    except (yaml.YAMLError, RequestError):
+        return None
+    value = raw.get("request_id") if isinstance(raw, dict) else None
+    return str(value) if isinstance(value, (str, int)) else None
 
 
 def check_size(content: bytes | str, source: str) -> None:

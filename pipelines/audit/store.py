@@ -89,8 +89,10 @@ def write_record(settings: Settings, record: AuditRecord) -> Path:
 
         attestation_digest = None
         if mlflow_client is not None:
+            from mlflow.entities import RunTag
+
             run_id = record.mlflow_run_id
-            for tag, value in {
+            mlflow_client.log_batch(run_id, tags=[RunTag(tag, value) for tag, value in {
                 "erasure.request_id": record.request_id,
                 "erasure.status": record.status,
                 "erasure.model": record.model.name or "",
@@ -98,8 +100,7 @@ def write_record(settings: Settings, record: AuditRecord) -> Path:
                 "erasure.version_after": record.model.version_after or "",
                 chain_module.TAG_RECORD_SHA: digest,
                 chain_module.TAG_SEQUENCE: str(sequence),
-            }.items():
-                mlflow_client.set_tag(run_id, tag, value)
+            }.items()])
             _log_text(mlflow_client, run_id, RECORD_ARTIFACT, document)
             if record.status == "passed" and record.model.promoted and record.model.version_after:
                 attestation = signing.attest(

@@ -18,8 +18,12 @@ Adding a kind is one module in this package that subclasses `ModelKind` and call
 
 from __future__ import annotations
 
+import hashlib
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -251,3 +255,33 @@ def check_metrics(verdict: Verdict) -> list[MetricEvidence]:
         MetricEvidence(name=c.name, value=c.value, threshold=c.threshold, comparator=c.comparator, passed=c.passed)
         for c in verdict.checks
     ]
+
+
+# Evaluations shared by the requests of one coalesced run (pipelines/coalesce.py): same model, same set.
+_SHARED_EVALUATIONS: ContextVar[dict | None] = ContextVar("shared_evaluations", default=None)
+
+
+@contextmanager
+def shared_evaluation() -> Iterator[None]:
+    """Within this block, `evaluated` computes a model's result on a set of the same content once: the
+    members of a coalesced run are all checked on one shared model, mostly on the same held-out sets."""
+    token = _SHARED_EVALUATIONS.set({})
+    try:
+        yield
+    finally:
+        _SHARED_EVALUATIONS.reset(token)
+
+
+def _tensor_digest(tensor: torch.Tensor) -> str:
+    return hashlib.sha256(tensor.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+def evaluated(model: nn.Module, tensors: tuple[torch.Tensor, ...], device, compute: Callable[[], Any]) -> Any:
+    """compute(): once per model and content of `tensors` inside `shared_evaluation()`, every time outside."""
+    memo = _SHARED_EVALUATIONS.get()
+    if memo is None:
+        return compute()
+    key = (id(model), str(device), *(_tensor_digest(tensor) for tensor in tensors))
+    if key not in memo:
+        memo[key] = (model, compute())  # the model is kept so that its id cannot be reused meanwhile
+    return memo[key][1]

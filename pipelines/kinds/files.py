@@ -82,9 +82,10 @@ def _decode(fetched: FetchedFile) -> DecodedFile:
 def pull_files(settings, request) -> FileData:
     """Fetch and decode every file the request names, at `forget.rev`."""
     forget_target: ForgetFiles = request.forget
+    reader = datastore.reader(settings.data_repo, forget_target.rev)
 
     def read(path: str) -> DecodedFile:
-        return _decode(datastore.fetch(settings.data_repo, path, forget_target.rev))
+        return _decode(reader.fetch(path))
 
     forget = read(forget_target.path)
     retain = [read(path) for path in request.retain.paths]

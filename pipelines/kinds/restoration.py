@@ -11,7 +11,7 @@ from pydantic import Field
 from pipelines import validation
 from pipelines.audit.evidence import restoration_evidence
 from pipelines.audit.record import MetricEvidence
-from pipelines.kinds.base import Assessment, Figures, KindThresholds, check_metrics, register_kind
+from pipelines.kinds.base import Assessment, Figures, KindThresholds, check_metrics, evaluated, register_kind
 from pipelines.kinds.files import FileData, FileKind
 from unlearning.metrics import RestorationScores, predict, score_outputs
 from unlearning.verify import RestorationThresholds, Verdict, verify_restoration
@@ -39,10 +39,19 @@ class RestorationKind(FileKind):
 
     def assess(self, request, original, unlearned, data: FileData, device, seeds) -> Assessment:
         sets = data.evaluation_sets()
-        outputs_before = {name: predict(original, pairs.inputs, device) for name, pairs in sets.items()}
-        outputs_after = {name: predict(unlearned, pairs.inputs, device) for name, pairs in sets.items()}
-        before = {name: score_outputs(outputs_before[name], pairs) for name, pairs in sets.items()}
-        after = {name: score_outputs(outputs_after[name], pairs) for name, pairs in sets.items()}
+
+        def outputs_and_scores(model, pairs):
+            def compute():
+                outputs = predict(model, pairs.inputs, device)
+                return outputs, score_outputs(outputs, pairs)
+            return evaluated(model, (pairs.inputs, pairs.targets), device, compute)
+
+        results_before = {name: outputs_and_scores(original, pairs) for name, pairs in sets.items()}
+        results_after = {name: outputs_and_scores(unlearned, pairs) for name, pairs in sets.items()}
+        outputs_before = {name: outputs for name, (outputs, _) in results_before.items()}
+        outputs_after = {name: outputs for name, (outputs, _) in results_after.items()}
+        before = {name: scores for name, (_, scores) in results_before.items()}
+        after = {name: scores for name, (_, scores) in results_after.items()}
         verdict = verify_restoration(before, after, [data.forgotten], self.thresholds(request))
         metrics, evidence = restoration_evidence(_metrics(before, after, verdict), outputs_before, outputs_after, sets, seeds)
         return Assessment(metrics, verdict, evidence)

@@ -50,3 +50,35 @@ def test_classifier_exports_with_a_dynamic_batch(tmp_path):
     assert isinstance(dims[0], str) and dims[1] == 64
     assert check_parity(model, result.path, torch.rand(1, 64)) <= 1e-4
     assert check_parity(model, result.path, torch.rand(33, 64)) <= 1e-4
+
+
+def test_a_model_with_an_exported_graph_reuses_it_and_gets_the_bytes_of_a_fresh_export(tmp_path, monkeypatch):
+    from pipelines import export
+
+    monkeypatch.setattr(export, "_GRAPHS", {})
+    torch.manual_seed(1)
+    first, second = (build_model("restorer-unet", {"width": 8, "levels": 2}) for _ in range(2))
+    example = torch.rand(2, 3, 16, 16)
+    export.export_onnx(first, example, tmp_path / "first.onnx")
+
+    def no_exporter(*args, **kwargs):
+        raise AssertionError("torch.onnx.export ran for a graph already exported")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(torch.onnx, "export", no_exporter)
+        reused = export.export_onnx(second, example, tmp_path / "reused.onnx").read_bytes()
+    monkeypatch.setattr(export, "_GRAPHS", {})
+    fresh = export.export_onnx(second, example, tmp_path / "fresh.onnx").read_bytes()
+    assert reused == fresh
+    assert reused != (tmp_path / "first.onnx").read_bytes()
+    assert check_parity(second, tmp_path / "reused.onnx", torch.rand(3, 3, 24, 20)) <= 1e-4
+
+
+def test_another_architecture_is_exported_afresh(tmp_path, monkeypatch):
+    from pipelines import export
+
+    monkeypatch.setattr(export, "_GRAPHS", {})
+    export.export_onnx(build_model("restorer-unet", {"width": 8, "levels": 2}), torch.rand(2, 3, 16, 16), tmp_path / "a.onnx")
+    wider = build_model("restorer-unet", {"width": 4, "levels": 2})
+    result = export_and_check(wider, torch.rand(2, 3, 16, 16), tmp_path / "b.onnx")
+    assert result.parity_passed and len(export._GRAPHS) == 2

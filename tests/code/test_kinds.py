@@ -2,6 +2,7 @@
 
 
 import pytest
+import torch
 
 from pipelines.kinds import KINDS, ForgetTarget, KindError, ModelKind, kind_named, kind_of
 from pipelines.kinds import base as kinds_base
@@ -68,3 +69,20 @@ def test_a_new_kind_with_its_own_forget_form_and_thresholds_needs_no_other_modul
         kinds_base.FORGET_FORMS.remove(_Text)
     with pytest.raises(RequestError, match="cannot tell which kind of forget target"):
         parse_request(text)
+
+
+def test_a_shared_evaluation_computes_a_models_result_on_a_set_once():
+    from pipelines.kinds.base import evaluated, shared_evaluation
+
+    calls = []
+    first, second = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    inputs = torch.arange(6.0).reshape(3, 2)
+
+    def result(model, tensors):
+        return evaluated(model, tensors, "cpu", lambda: calls.append(model) or len(calls))
+
+    assert [result(first, (inputs,)), result(first, (inputs,))] == [1, 2]  # outside: every time
+    with shared_evaluation():
+        assert result(first, (inputs,)) == result(first, (inputs.clone(),)) == 3  # same content: once
+        assert result(second, (inputs,)) == 4 and result(first, (inputs + 1,)) == 5  # another model or set
+    assert result(first, (inputs,)) == 6

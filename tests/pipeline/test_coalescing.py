@@ -3,9 +3,12 @@ each keeps its own verdict and audit record; a bad request in the group is refus
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from mlflow import MlflowClient
 
+from pipelines import datastore
 from pipelines.audit import chain, read_record
 from pipelines.audit.verify import verify_trail
 from pipelines.coalesce import TAG_COALESCED
@@ -19,7 +22,7 @@ from unlearning.data.restoration import set_path
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("pipeline-stores")]
 
 
-def test_three_requests_for_one_model_are_unlearned_in_one_run_and_promoted_once(world, tiny_world, tmp_path):
+def test_three_requests_for_one_model_are_unlearned_in_one_run_and_promoted_once(world, tiny_world, tmp_path, monkeypatch):
     model = "shared-restorer"
     register_model(model, tiny_world.fresh_model(), tmp_path / "base")
     haze, _ = decode_arrays(tiny_world.files[set_path("train", "haze")], "haze")
@@ -32,7 +35,16 @@ def test_three_requests_for_one_model_are_unlearned_in_one_run_and_promoted_once
         quick_request(pending, request_id, model, forget__path=f"data/restoration/train/haze-shard-{n}.safetensors", forget__rev=rev)
     quick_request(pending, "req-group-bad", model, forget__path="data/restoration/train/smog.safetensors")
 
+    reads = Counter()
+    fetch = datastore.RevisionReader._fetch
+    monkeypatch.setattr(datastore.RevisionReader, "_fetch", lambda reader, path: reads.update([path]) or fetch(reader, path))
+
     outcomes = {o["request_id"]: o for o in inbox_flow(str(tmp_path / "inbox"))}
+
+    # The group's files are read once each (the shared retain and evaluation sets too); the bad request's
+    # missing file once in the group, once when it is refused alone.
+    assert set(reads.values()) == {1} | {reads["data/restoration/train/smog.safetensors"]} and len(reads) == 9, reads
+    assert reads["data/restoration/train/smog.safetensors"] == 2
 
     assert [outcomes[r]["status"] for r in group] == ["passed"] * 3, outcomes
     assert {(outcomes[r]["version_before"], outcomes[r]["version_after"]) for r in group} == {("1", "2")}

@@ -4,6 +4,9 @@ kind is refused with a named reason, no promotion and an audit record (catalogue
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -15,7 +18,7 @@ from mlflow import MlflowClient
 from pipelines import registry
 from pipelines.audit import chain, read_record
 from pipelines.audit.verify import verify_trail
-from pipelines.settings import load_settings
+from pipelines.settings import PROJECT_ROOT, load_settings
 from tests.conftest import commit_data
 from tests.pipeline.conftest import champion, prefect_api_url, quick_request, register_model, request_file, run_flow
 from unlearning.data.pairs import decode_arrays, encode_arrays
@@ -138,6 +141,75 @@ def test_a_request_id_reused_for_a_different_request_is_refused(world, tmp_path)
     assert "'req-reused' was already used by a different request" in second["error"]
     record = read_record(load_settings(), "req-reused")
     assert record.failed_stage == "pull model" and record.mlflow_run_id == first["mlflow_run_id"]
+
+
+HEAVY_TOOLS = ("prefect", "mlflow", "dvc", "great_expectations", "torch")
+CLI_PROBE = """
+import json, sys
+from pipelines.cli import app
+try:
+    app(["request", "run", sys.argv[1]])
+except SystemExit as exit:
+    code = exit.code
+print(json.dumps({"exit": code, "imported": [m for m in %r if m in sys.modules]}), file=sys.stderr)
+""" % (HEAVY_TOOLS,)
+
+
+def cli_output(outcome: dict, monkeypatch, capsys) -> str:
+    from rich.console import Console
+
+    from pipelines import cli
+
+    monkeypatch.setattr(cli, "console", Console(width=200))
+    capsys.readouterr()
+    cli._print_outcome(outcome)
+    return capsys.readouterr().out
+
+
+def test_a_decided_request_is_answered_by_the_cli_from_its_record_without_importing_the_tools(
+    world, tmp_path, monkeypatch, capsys
+):
+    path = request_file(tmp_path, "req-fast-replay", model="tiny-restorer@nonexistent")
+    first = run_flow(path)
+    flow_replay = run_flow(path)
+    assert first["status"] == "rejected" and flow_replay["replayed"]
+    probe = subprocess.run(
+        [sys.executable, "-c", CLI_PROBE, str(path)], capture_output=True, text=True, cwd=PROJECT_ROOT,
+        env={**os.environ, "COLUMNS": "200"}, timeout=120,
+    )
+    answer = json.loads(probe.stderr.strip().splitlines()[-1])
+    assert answer == {"exit": 1, "imported": []}, probe.stderr
+    assert probe.stdout == cli_output(flow_replay, monkeypatch, capsys)
+    assert "(already processed: recorded outcome)" in probe.stdout
+
+
+def test_a_local_record_edited_after_it_was_chained_is_no_answer_without_the_flow(world, tmp_path):
+    from pipelines.audit import local_record_path
+    from pipelines.replay import decided_outcome
+
+    path = request_file(tmp_path, "req-fast-edited", model="tiny-restorer@nonexistent")
+    assert run_flow(path)["status"] == "rejected"
+    settings = load_settings()
+    assert decided_outcome(settings, path)["replayed"]
+    local = local_record_path(settings, "req-fast-edited")
+    local.write_bytes(local.read_bytes().replace(b"nonexistent", b"elsewhere", 1))  # still a valid record
+    assert decided_outcome(settings, path) is None
+
+
+def test_a_reused_id_with_a_different_file_takes_the_cli_through_the_flow_and_is_refused(world, tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from pipelines.replay import decided_outcome
+
+    path = request_file(tmp_path, "req-fast-reused", model="tiny-restorer@nonexistent")
+    assert run_flow(path)["status"] == "rejected"
+    path.write_text(path.read_text().replace("reason: test", "reason: another request, same id"))
+    assert decided_outcome(load_settings(), path) is None
+    result = CliRunner().invoke(app, ["request", "run", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "already used by a different request" in " ".join(result.output.split())
+    assert read_record(load_settings(), "req-fast-reused").failed_stage == "pull model"
 
 
 def test_forget_set_that_is_the_whole_training_set_is_refused_for_a_method_that_needs_retain_data(
