@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from pipelines.audit.record import Evidence, MetricEvidence
+from pipelines.request_file import bounded
 from unlearning.tasks import Task, task_for
 from unlearning.verify import Verdict
 
@@ -212,7 +213,7 @@ def check_threshold_values(values: dict[str, Any]) -> dict[str, float]:
             KINDS[owner].Thresholds(**{name: value})
         except ValidationError as error:
             problem = error.errors()[0]
-            raise ValueError(f"thresholds.{name}: {problem['msg']} (got {_short(value)})") from None
+            raise ValueError(f"thresholds.{name}: {problem['msg']} (got {bounded(value)})") from None
     return values
 
 
@@ -230,7 +231,7 @@ def parse_forget(value: Any) -> ForgetTarget:
         return matching[0].model_validate(value)
     except ValidationError as error:
         problems = "; ".join(
-            f"forget.{'.'.join(map(str, e['loc']))}: {e['msg']}" + ("" if e["type"] == "missing" else f" (got {_short(e['input'])})")
+            f"forget.{'.'.join(map(str, e['loc']))}: {e['msg']}" + ("" if e["type"] == "missing" else f" (got {bounded(e['input'])})")
             for e in error.errors()
         )
         raise ValueError(problems) from None
@@ -238,12 +239,6 @@ def parse_forget(value: Any) -> ForgetTarget:
 
 def _form_list(forms: dict[str, type[ForgetTarget]]) -> str:
     return "; ".join(f"`{key}:` for {form.form_summary}" for key, form in forms.items())
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    """A bounded repr: an error never echoes unbounded input."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def binomial_stderr(value: float, examples: int) -> float:
