@@ -17,7 +17,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 
 from pipelines.audit import chain as chain_module
 from pipelines.audit import signing
@@ -77,20 +76,11 @@ def check_signature(document: dict[str, Any], trusted: dict) -> dict[str, Any]:
     """The checkpoint body of a validly signed checkpoint; raises CheckpointError otherwise."""
     try:
         body, signature = document["checkpoint"], document["signature"]
-        claimed, value = signature["key_fingerprint"], base64.b64decode(signature["value"], validate=True)
         int(body["length"]), str(body["chain"]), str(body["head_sha256"])
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"checkpoint is malformed: {type(error).__name__}: {error}") from error
-    if body.get("_type") != CHECKPOINT_TYPE:
-        raise CheckpointError(f"checkpoint _type is {body.get('_type')!r}, expected {CHECKPOINT_TYPE!r}")
-    public_key = trusted.get(claimed)
-    if public_key is None:
-        raise CheckpointError(f"checkpoint key {claimed} is not a trusted key (trusted: {sorted(trusted)})")
-    try:
-        public_key.verify(value, signing.statement_bytes(body))
-    except InvalidSignature as error:
-        raise CheckpointError(f"checkpoint signature does not verify under key {claimed}: forged or altered") from error
-    return body
+    names = {"document": "checkpoint", "body": "checkpoint", "key": "checkpoint key", "signature": "checkpoint signature"}
+    return signing.verify_signed(body, signature, CHECKPOINT_TYPE, trusted, CheckpointError, names)
 
 
 def extension_problems(body: dict[str, Any], entries: list[chain_module.LedgerEntry]) -> list[str]:

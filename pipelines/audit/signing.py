@@ -172,24 +172,37 @@ def attest(
     }
 
 
+def verify_signed(body: dict[str, Any], signature: dict[str, Any], expected_type: str, trusted: dict[str, Ed25519PublicKey],
+                  error: type[Exception], names: dict[str, str]) -> dict[str, Any]:
+    """`body` if its `_type` is `expected_type` and `signature` (key fingerprint + base64 Ed25519 over
+    `statement_bytes(body)`) verifies under a trusted key; raises `error` otherwise. `names` says what the
+    messages call the document, its body, its key and its signature."""
+    try:
+        claimed = signature["key_fingerprint"]
+        value = base64.b64decode(signature["value"], validate=True)
+    except (KeyError, TypeError, ValueError) as problem:
+        raise error(f"{names['document']} is malformed: {type(problem).__name__}: {problem}") from problem
+    if body.get("_type") != expected_type:
+        raise error(f"{names['body']} _type is {body.get('_type')!r}, expected {expected_type!r}")
+    public_key = trusted.get(claimed)
+    if public_key is None:
+        raise error(f"{names['key']} {claimed} is not a trusted key (trusted: {sorted(trusted)})")
+    try:
+        public_key.verify(value, statement_bytes(body))
+    except InvalidSignature as problem:
+        raise error(f"{names['signature']} does not verify under key {claimed}: forged or altered") from problem
+    return body
+
+
 def check_attestation(document: dict[str, Any], trusted: dict[str, Ed25519PublicKey]) -> dict[str, Any]:
     """The statement of a valid attestation signed by a trusted key; raises AttestationError otherwise."""
     try:
         statement, signature = document["statement"], document["signature"]
-        claimed = signature["key_fingerprint"]
-        value = base64.b64decode(signature["value"], validate=True)
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError) as error:
         raise AttestationError(f"attestation is malformed: {type(error).__name__}: {error}") from error
-    if statement.get("_type") != STATEMENT_TYPE:
-        raise AttestationError(f"attestation statement _type is {statement.get('_type')!r}, expected {STATEMENT_TYPE!r}")
-    public_key = trusted.get(claimed)
-    if public_key is None:
-        raise AttestationError(f"signature.key_fingerprint {claimed} is not a trusted key (trusted: {sorted(trusted)})")
-    try:
-        public_key.verify(value, statement_bytes(statement))
-    except InvalidSignature as error:
-        raise AttestationError(f"signature.value does not verify under key {claimed}: forged or altered") from error
-    return statement
+    names = {"document": "attestation", "body": "attestation statement", "key": "signature.key_fingerprint",
+             "signature": "signature.value"}
+    return verify_signed(statement, signature, STATEMENT_TYPE, trusted, AttestationError, names)
 
 
 def trusted_keys(settings: Settings, extra_public_keys: list[Path] = ()) -> dict[str, Ed25519PublicKey]:
