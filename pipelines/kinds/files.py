@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from pydantic import Field
 
 from pipelines import datastore
@@ -112,8 +113,6 @@ def unique(pairs: PairSet) -> PairSet:
         first.setdefault(digest, index)
     if len(first) == len(pairs):
         return pairs
-    import torch
-
     return pairs.subset(torch.tensor(sorted(first.values())))
 
 

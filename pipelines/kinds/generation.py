@@ -273,32 +273,27 @@ def _decode(fetched) -> DecodedFile:
 
 
 def _samples(generator, judge, target: ForgetFeature, device) -> tuple[PairSet, PairSet, dict[str, Any]]:
-    """Draw from the deployed generator until there are enough negatives and positives (seeded)."""
+    """Draw from the deployed generator until there are enough negatives and positives (seeded). With
+    supplied negatives only positives are wanted (the negatives returned are then empty)."""
     wanted_negatives = target.samples.negatives if target.negatives is None else 0
-    negatives, positives, drawn = [], [], 0
+    images, labels, drawn = [], [], 0
     for draw in range(MAX_SAMPLE_DRAWS):
         latents = latent_bank(generator.config.latent_dim, SAMPLE_BATCH, target.samples.seed * 1_000 + draw)
-        images = generate_images(generator, latents, device)
-        labels = predicted_classes(judge, images, device)
-        chosen = labels == target.feature.class_
-        negatives.append(images[chosen])
-        positives.append(images[~chosen])
+        images.append(generate_images(generator, latents, device))
+        labels.append(predicted_classes(judge, images[-1], device))
         drawn += SAMPLE_BATCH
-        if sum(map(len, negatives)) >= wanted_negatives and sum(map(len, positives)) >= target.samples.positives:
+        found = int(sum((batch == target.feature.class_).sum() for batch in labels))
+        if found >= wanted_negatives and drawn - found >= target.samples.positives:
             break
-    found = sum(map(len, negatives))
     if found < wanted_negatives:
         raise KindError(
             f"forget.feature: the generator produced {found} samples that {target.feature.judge} calls class "
             f"{target.feature.class_} in {drawn} draws, fewer than samples.negatives={wanted_negatives}: "
             "it hardly produces the feature (nothing to forget), or lower samples.negatives"
         )
-    negative_images = torch.cat(negatives)[: max(wanted_negatives, 1)]
-    positive_images = torch.cat(positives)[: target.samples.positives]
-    label = float(target.feature.class_)
-    return (
-        PairSet("negatives", negative_images, torch.full((len(negative_images),), label)),
-        PairSet("positives", positive_images, predicted_classes(judge, positive_images, device).float()),
-        {"source": "generated", "seed": target.samples.seed, "samples_drawn": drawn},
-    )
-
+    images, labels = torch.cat(images), torch.cat(labels)
+    chosen = labels == target.feature.class_
+    negatives = PairSet("negatives", images[chosen][:wanted_negatives], labels[chosen][:wanted_negatives].float())
+    keep = target.samples.positives
+    positives = PairSet("positives", images[~chosen][:keep], labels[~chosen][:keep].float())
+    return negatives, positives, {"source": "generated", "seed": target.samples.seed, "samples_drawn": drawn}
