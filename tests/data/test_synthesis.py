@@ -1,12 +1,14 @@
 """The demo data is synthesised deterministically, and its evaluation split is truly held out."""
 
 import hashlib
+import json
 
 import numpy as np
 
 from unlearning.data.degradations import DEGRADATIONS
 from unlearning.data.pairs import decode_arrays
 from unlearning.data.restoration import RestorationDataConfig, build_restoration_sets, set_path
+from unlearning.data.sources import load_image
 
 SMALL = RestorationDataConfig(patch_size=16, train_patches_per_degradation=24, eval_patches_per_degradation=8)
 
@@ -28,7 +30,21 @@ def test_every_degradation_has_train_and_eval_pairs_of_the_configured_shape():
             arrays, metadata = decode_arrays(files[set_path(split, name)], name)
             assert arrays["inputs"].shape == arrays["targets"].shape == (count, 3, 16, 16)
             assert arrays["inputs"].dtype == np.uint8
-            assert metadata == {"task": "restoration", "degradation": name, "split": split}
+            assert {k: v for k, v in metadata.items() if k != "source_images"} == {"task": "restoration", "degradation": name, "split": split}
+
+
+def test_every_patch_has_a_stable_id_unique_across_sets_and_names_its_source_image():
+    files = build_restoration_sets(SMALL)
+    ids = np.concatenate([decode_arrays(raw, path)[0]["ids"] for path, raw in files.items()])
+    assert len(set(ids.tolist())) == len(ids)
+    arrays, metadata = decode_arrays(files[set_path("train", "haze")], "haze")
+    names = json.loads(metadata["source_images"])
+    assert names[0] == "astronaut" and set(arrays["sources"].tolist()) == set(range(len(names)))
+    # A patch's source is the image it was cut from: its clean pixels are a crop of that image.
+    patch = arrays["targets"][0].transpose(1, 2, 0)
+    image = load_image(names[arrays["sources"][0]])
+    windows = np.lib.stride_tricks.sliding_window_view(image, patch.shape)
+    assert (windows == patch).all(axis=(-3, -2, -1)).any()
 
 
 def test_degradations_change_the_clean_image():

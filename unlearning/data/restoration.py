@@ -1,8 +1,15 @@
-"""The all-in-one restoration data set: clean patches x {noise, rain, haze}, train and held-out."""
+"""The all-in-one restoration data set: clean patches x {noise, rain, haze}, train and held-out.
+
+Each set file holds, besides `inputs` and `targets`, `ids` (int64, stable: split, degradation and the
+patch's place in its set, so a deletion request can name patches) and `sources` (int64, which source image
+the patch was cut from: an index into the file's `source_images` metadata, the images' "photographer"
+standing in for a data subject whose records a request names).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +25,21 @@ class RestorationDataConfig:
     train_patches_per_degradation: int = 500
     eval_patches_per_degradation: int = 64
     seed: int = 0
+
+
+# Ids never collide across sets: split base + degradation block + the patch's index in its set.
+ID_BASE = {"train": 0, "eval": 5_000_000}
+ID_BLOCK = 1_000_000
+
+
+def patch_ids(split: str, degradation: str, count: int) -> np.ndarray:
+    block = list(DEGRADATIONS).index(degradation)
+    return ID_BASE[split] + block * ID_BLOCK + np.arange(count, dtype=np.int64)
+
+
+def patch_sources(count: int, images: int) -> np.ndarray:
+    """The source image of each patch: cut_patches draws images round-robin."""
+    return np.arange(count, dtype=np.int64) % images
 
 
 def set_path(split: str, degradation: str) -> str:
@@ -41,10 +63,13 @@ def build_restoration_sets(config: RestorationDataConfig) -> dict[str, bytes]:
     for degradation, degrade in DEGRADATIONS.items():
         train_rng, eval_rng = (np.random.default_rng(s) for s in seeds.spawn(2))
         train_clean = cut_patches(train_images, config.train_patches_per_degradation, config.patch_size, train_rng)
-        for split, clean, rng in (("train", train_clean, train_rng), ("eval", eval_clean, eval_rng)):
+        for split, clean, rng, names in (("train", train_clean, train_rng, TRAIN_IMAGES),
+                                         ("eval", eval_clean, eval_rng, HELD_OUT_IMAGES)):
             degraded = degrade(clean, rng)
-            arrays = {"inputs": degraded.transpose(0, 3, 1, 2), "targets": clean.transpose(0, 3, 1, 2)}
-            metadata = {"task": "restoration", "degradation": degradation, "split": split}
+            arrays = {"inputs": degraded.transpose(0, 3, 1, 2), "targets": clean.transpose(0, 3, 1, 2),
+                      "ids": patch_ids(split, degradation, len(clean)), "sources": patch_sources(len(clean), len(names))}
+            metadata = {"task": "restoration", "degradation": degradation, "split": split,
+                        "source_images": json.dumps(list(names))}
             files[set_path(split, degradation)] = encode_arrays(arrays, metadata)
     return files
 
