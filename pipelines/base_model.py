@@ -183,11 +183,22 @@ def train_base_generator(params: Params, data_root: Path, out_dir: Path, show_pr
     return metrics
 
 
-def register_base_model(settings: Settings, model_dir: Path, name: str, alias: str) -> str:
+# What each family's DVC `train*` stage reads: a base version's training data (its lineage).
+TRAINING_SETS = {
+    "restorer": [f"data/{set_path('train', name)}" for name in DEGRADATIONS],
+    "classifier": [f"data/{digits_set_path('train')}"],
+    "generator": [f"data/{digits_set_path('train')}"],
+    "judge": [f"data/{digits_set_path('train')}"],
+    "feature-network": [f"data/{digits_set_path('train')}"],
+}
+
+
+def register_base_model(settings: Settings, model_dir: Path, name: str, alias: str, lineage=None) -> str:
     """Register the trained model and point `alias` at it, unless the registry already has it.
 
     Idempotent: re-running finds the version by its weights hash; an alias that already points
-    somewhere (say, at an unlearned version) is left alone.
+    somewhere (say, at an unlearned version) is left alone. `lineage` (pipelines/lineage.py), when given,
+    is tagged on a new version: the data it was trained on.
     """
     digest = registry.sha256_file(model_dir / registry.WEIGHTS_FILE)
     mlflow_client = registry.client(settings)
@@ -200,9 +211,8 @@ def register_base_model(settings: Settings, model_dir: Path, name: str, alias: s
         metrics = json.loads((model_dir / "metrics.json").read_text())
         for key, value in metrics.items():
             mlflow_client.log_metric(run.info.run_id, key, value)
-        version, _ = registry.log_and_register(
-            settings, run.info.run_id, name, model, architecture["architecture"], {registry.TAG_STATUS: "base"}
-        )
+        tags = {registry.TAG_STATUS: "base", **(lineage.tags() if lineage is not None else {})}
+        version, _ = registry.log_and_register(settings, run.info.run_id, name, model, architecture["architecture"], tags)
         mlflow_client.set_terminated(run.info.run_id)
     if registry.alias_version(settings, name, alias) is None:
         mlflow_client.set_registered_model_alias(name, alias, str(version))

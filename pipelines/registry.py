@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,14 @@ class RegisteredModel:
     architecture: dict[str, Any]
     weights_sha256: str
     model: nn.Module
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def lineage(self):
+        """The training data this version was trained on (pipelines/lineage.py), or None if unrecorded."""
+        from pipelines.lineage import from_tags
+
+        return from_tags(self.tags)
 
 
 def client(settings: Settings) -> MlflowClient:
@@ -163,7 +171,7 @@ def _load_version(settings: Settings, name: str, version) -> RegisteredModel:
     bad = [key for key, tensor in model.state_dict().items() if not torch.isfinite(tensor).all()]
     if bad:
         raise ModelIntegrityError(f"model: {name} version {version.version} has NaN/inf weights in {bad[:3]}")
-    return RegisteredModel(name, str(version.version), version.run_id, architecture, actual, model.eval())
+    return RegisteredModel(name, str(version.version), version.run_id, architecture, actual, model.eval(), dict(version.tags))
 
 
 def write_model_files(model: nn.Module, architecture: str, directory: Path) -> tuple[Path, Path, str]:

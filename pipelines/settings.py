@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     training_experiment: str = "erasure-training"
     # How long a run waits for another run of the same request or model (pipelines/locks.py).
     lock_timeout_seconds: float = 3600.0
+    # The data repository's branch that data erasures are committed on; None: the branch checked out there.
+    data_branch: str | None = None
+    # false: promoted requests leave the training data as it is (the record says the erasure was skipped).
+    erase_data: bool = True
+    # The deployment secret that keys the commitments of erased record ids (pipelines/commitment.py); unset:
+    # a key generated on first use under `home` (commitment.key, mode 0600).
+    commitment_key: str | None = None
 
     @cached_property
     def tracking_uri(self) -> str:
@@ -50,6 +57,10 @@ class Settings(BaseSettings):
     @property
     def dvc_remote(self) -> Path:
         return self.home / "dvc-remote"
+
+    @property
+    def commitment_key_file(self) -> Path:
+        return self.home / "commitment.key"
 
     @property
     def audit_dir(self) -> Path:

@@ -62,6 +62,11 @@ class ForgetTarget(Strict):
         """DVC paths this form names (to refuse the same path also listed as retain data)."""
         return set()
 
+    @classmethod
+    def recognises(cls, value: dict) -> bool:
+        """Whether a raw `forget:` mapping is meant as this form: by default, it has the form's key field."""
+        return cls.form_key in value
+
 
 class KindThresholds(Strict):
     """Base of a kind's thresholds: every field optional (None = the verification default)."""
@@ -161,6 +166,11 @@ class ModelKind(ABC):
         """What the persisted unlearn result depends on besides the request and the weights (hashes)."""
         return []
 
+    def erasable_examples(self, data: Any) -> Any:
+        """The training examples the request forgets, as a PairSet, to erase from the training data after
+        promotion (pipelines/erasure.py); None where the request names no training examples."""
+        return None
+
 
 KINDS: dict[str, ModelKind] = {}
 FORGET_FORMS: list[type[ForgetTarget]] = []
@@ -224,7 +234,7 @@ def parse_forget(value: Any) -> ForgetTarget:
     forms = {form.form_key: form for form in FORGET_FORMS}
     if not isinstance(value, dict):
         raise ValueError(f"expected a mapping; one of: {_form_list(forms)}")
-    matching = [form for key, form in forms.items() if key in value]
+    matching = [form for form in FORGET_FORMS if form.recognises(value)]
     if len(matching) != 1:
         raise ValueError(f"cannot tell which kind of forget target this is (keys {sorted(value)}); one of: {_form_list(forms)}")
     try:

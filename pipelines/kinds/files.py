@@ -7,31 +7,62 @@ export all read the decoded sets.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from pipelines import datastore
+from pipelines import datastore, lineage
+from pipelines.commitment import commit_ids, key_id, new_salt, parse_id_list
 from pipelines.datastore import FetchedFile
 from pipelines.kinds.base import ForgetTarget, ModelKind, Strict
 from pipelines.retain import retain_without_forget
-from unlearning.data.pairs import PairSet, concat, decode_arrays, example_digests, without
+from unlearning.data.pairs import PairSet, concat, decode_arrays, encode_arrays, example_digests, without
 
 
 class ForgetFiles(ForgetTarget):
-    form_key = "path"
-    form_summary = "data files (path, rev, evaluation)"
+    """The forget examples, named one of three ways: a forget set file (`path`), record ids (`records`), or a
+    DVC-tracked manifest of record ids (`manifest`). Ids are looked up in the served version's training sets
+    (its lineage) unless `sets` names others; `rev` defaults to the revision it was trained on."""
 
-    path: str = Field(description="DVC-tracked path of the forget set, e.g. data/restoration/train/haze.safetensors")
-    rev: str = Field(description="git revision of the data repository the path is read at")
+    form_key = "path"
+    form_summary = "data files (path, rev, evaluation) or training records (records or manifest, evaluation)"
+
+    path: str | None = Field(None, description="DVC-tracked path of the forget set, e.g. data/restoration/train/haze.safetensors")
+    records: list[int] | None = Field(None, min_length=1, max_length=1_000_000,
+                                      description="ids of the training examples to forget (the files' `ids` array)")
+    manifest: str | None = Field(None, description="DVC-tracked text file of record ids, one per line")
+    manifest_rev: str = Field("HEAD", description="git revision the manifest is read at")
+    sets: list[str] | None = Field(None, min_length=1, description="training sets the ids are looked up in; "
+                                   "default: the served version's training data")
+    rev: str | None = Field(None, description="git revision of the data repository; default: the one the served "
+                            "version was trained on")
+    other_revision: bool = Field(False, description="true: `rev` is knowingly not the served version's training revision")
     evaluation: str = Field(description="held-out set of the same kind, used to measure forgetting")
 
+    @classmethod
+    def recognises(cls, value: dict) -> bool:
+        return any(key in value for key in ("path", "records", "manifest"))
+
+    @model_validator(mode="after")
+    def _one_way_to_name_the_examples(self) -> "ForgetFiles":
+        named = [key for key in ("path", "records", "manifest") if getattr(self, key) is not None]
+        if len(named) != 1:
+            raise ValueError(f"name the forget examples one way: exactly one of path, records, manifest (got {named or 'none'})")
+        if self.sets is not None and self.path is not None:
+            raise ValueError("sets: only with records or manifest (a forget set file is the forget set itself)")
+        return self
+
+    @property
+    def by_record_id(self) -> bool:
+        return self.path is None
+
     def named_paths(self) -> set[str]:
-        return {self.path, self.evaluation}
+        return {p for p in (self.path, self.manifest, self.evaluation) if p is not None}
 
 
 class RetainFiles(Strict):
@@ -64,6 +95,8 @@ class FileData:
     forgotten: str  # the name of the held-out set of the forgotten data
     forget_pairs: PairSet
     retain_pairs: list[PairSet]
+    rev_source: str | None = None  # why the data was read at this revision (named, or the training lineage)
+    records: dict[str, Any] | None = None  # by record id: count, keyed commitment, salt, sets; never the ids
 
     @property
     def forgotten_evaluation(self) -> DecodedFile:
@@ -80,27 +113,110 @@ def _decode(fetched: FetchedFile) -> DecodedFile:
     return DecodedFile(fetched, decode_arrays(fetched.content, fetched.path)[0])
 
 
-def pull_files(settings, request) -> FileData:
-    """Fetch and decode every file the request names, at `forget.rev`."""
-    forget_target: ForgetFiles = request.forget
-    reader = datastore.reader(settings.data_repo, forget_target.rev)
+class RecordIdError(datastore.DataRevisionError):
+    """The request's record ids are unknown, repeated, or the training sets carry no ids.
+
+    Messages name ids by their place in the request (`records[3]`, manifest line 4), never by value."""
+
+
+def pull_files(settings, request, original=None) -> FileData:
+    """Fetch and decode every file the request names, at `forget.rev` or the served version's training
+    revision; by record id, the forget set is the training sets' examples with those ids."""
+    target: ForgetFiles = request.forget
+    trained_on = original.lineage if original is not None else None
+    rev, rev_source = lineage.training_revision(
+        settings.data_repo, trained_on, target.rev, target.other_revision, request.model.name,
+        original.version if original is not None else "?",
+    )
+    reader = datastore.reader(settings.data_repo, rev)
 
     def read(path: str) -> DecodedFile:
         return _decode(reader.fetch(path))
 
-    forget = read(forget_target.path)
+    records = None
+    if target.by_record_id:
+        forget, records = _select_records(settings, request, target, trained_on, rev, read)
+    else:
+        forget = read(target.path)
     retain = [read(path) for path in request.retain.paths]
     evaluation = {}
-    for path in [forget_target.evaluation, *request.retain.evaluation]:
+    for path in [target.evaluation, *request.retain.evaluation]:
         decoded = read(path)
         evaluation[decoded.name] = decoded
-    return FileData(forget, retain, evaluation, Path(forget_target.evaluation).stem, forget.pairs(),
-                    [decoded.pairs() for decoded in retain])
+    return FileData(forget, retain, evaluation, Path(target.evaluation).stem, forget.pairs(),
+                    [decoded.pairs() for decoded in retain], rev_source, records)
+
+
+def _requested_ids(settings, target: ForgetFiles) -> tuple[list[int], list[str], dict[str, Any]]:
+    """(ids, how each is named in messages, where the list came from)."""
+    if target.records is not None:
+        return list(target.records), [f"records[{i}]" for i in range(len(target.records))], {"source": "records"}
+    fetched = datastore.reader(settings.data_repo, target.manifest_rev).fetch(target.manifest)
+    text = fetched.content.decode(errors="replace")
+    ids = parse_id_list(text, f"forget.manifest {target.manifest}")
+    places = [f"manifest line {number}" for number, line in enumerate(text.splitlines(), start=1)
+              if line.split("#", 1)[0].strip()]
+    # The manifest's own hashes would let anyone test a guessed id list: only where it was read is kept.
+    return ids, places, {"source": "manifest", "manifest": {"path": target.manifest, "rev": target.manifest_rev,
+                                                            "commit": fetched.commit}}
+
+
+def _select_records(settings, request, target: ForgetFiles, trained_on, rev: str, read) -> tuple[DecodedFile, dict]:
+    ids, places, source = _requested_ids(settings, target)
+    if not ids:
+        raise RecordIdError("forget.manifest: the manifest lists no record ids")
+    first_place: dict[int, str] = {}
+    repeated = []
+    for value, place in zip(ids, places):
+        if value in first_place:
+            repeated.append(f"{place} repeats {first_place[value]}")
+        else:
+            first_place[value] = place
+    if repeated:
+        raise RecordIdError(f"forget: {len(repeated)} repeated record id(s): " + "; ".join(repeated[:5])
+                            + ("; ..." if len(repeated) > 5 else ""))
+    set_paths = target.sets or (trained_on.paths if trained_on is not None else None)
+    if not set_paths:
+        raise RecordIdError("forget.sets: the served version has no recorded training data; name the training sets")
+    wanted = np.array(sorted(first_place), dtype=np.int64)
+    parts, found, sets = [], set(), []
+    for path in set_paths:
+        decoded = read(path)
+        if "ids" not in decoded.arrays:
+            raise RecordIdError(f"forget.sets: {path} at {rev!r} has no record ids (`ids` array); name a forget set file instead")
+        chosen = np.isin(decoded.arrays["ids"], wanted)
+        found.update(int(v) for v in decoded.arrays["ids"][chosen])
+        sets.append({**decoded.fetched.provenance(), "examples_forgotten": int(chosen.sum())})
+        if chosen.any():
+            parts.append({key: array[chosen] for key, array in decoded.arrays.items() if len(array) == len(chosen)})
+    unknown = [place for value, place in first_place.items() if value not in found]
+    if unknown:
+        raise RecordIdError(
+            f"forget: {len(unknown)} of {len(first_place)} record ids are not in the training sets {set_paths} at "
+            f"{rev!r}: {', '.join(unknown[:5])}" + (", ..." if len(unknown) > 5 else "")
+        )
+    arrays = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    subset = encode_arrays(arrays, {"selection": "records"})
+    first = read(set_paths[0]).fetched
+    fetched = FetchedFile(path="records", rev=rev, commit=first.commit, dvc_md5="",
+                          sha256=hashlib.sha256(subset).hexdigest(), size_bytes=len(subset), content=b"")
+    salt = new_salt()
+    records = {**source, "count": len(first_place), "commitment": commit_ids(settings, first_place, salt),
+               "salt": salt, "key_id": key_id(settings), "algorithm": "HMAC-SHA256(key, salt, sorted ids)",
+               "training_sets": sets}
+    return DecodedFile(fetched, arrays), records
 
 
 def file_provenance(data: FileData) -> dict[str, Any]:
+    if data.records is not None:
+        forget = {"records": data.records, "rev": data.forget.fetched.rev, "commit": data.forget.fetched.commit,
+                  "examples": len(data.forget_pairs)}
+    else:
+        forget = {**data.forget.fetched.provenance(), "examples": len(data.forget_pairs)}
+    if data.rev_source:
+        forget["rev_source"] = data.rev_source
     return {
-        "forget_data": {**data.forget.fetched.provenance(), "examples": len(data.forget_pairs)},
+        "forget_data": forget,
         "retain_data": [decoded.fetched.provenance() for decoded in data.retain],
         "evaluation_data": [decoded.fetched.provenance() for decoded in data.evaluation.values()],
     }
@@ -140,7 +256,7 @@ class FileKind(ModelKind):
     forget_form = ForgetFiles
 
     def pull_data(self, settings, request, original) -> FileData:
-        return pull_files(settings, request)
+        return pull_files(settings, request, original)
 
     def provenance(self, data: FileData) -> dict[str, Any]:
         return file_provenance(data)
@@ -159,3 +275,6 @@ class FileKind(ModelKind):
 
     def cache_inputs(self, data: FileData) -> list[str]:
         return file_cache_inputs(data)
+
+    def erasable_examples(self, data: FileData) -> PairSet:
+        return data.forget_pairs
