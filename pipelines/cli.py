@@ -47,6 +47,55 @@ def data_build(
     console.print(f"wrote {len(files)} sets under {out}")
 
 
+@data_app.command("erase")
+def data_erase(request_id: str = typer.Argument(..., help="request whose data erasure failed")) -> None:
+    """Retry a request's data erasure (the commit of the training data without its forgotten examples) that
+    its record says failed; recorded as an audit event. Does nothing for a request whose erasure is done."""
+    from pipelines.data_events import DataEventError, retry_erasure
+
+    settings = load_settings()
+    settings.export_environment()
+    try:
+        event = retry_erasure(settings, request_id)
+    except DataEventError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    if event is None:
+        console.print(f"request {request_id}: its data erasure needs no retry")
+        return
+    erased = event.data_erasure or {}
+    if event.status != "passed":
+        console.print(f"[red]data erasure failed again[/]: {escape(event.error or '')} (audit event {event.request_id})")
+        raise typer.Exit(1)
+    console.print(f"data erasure {erased.get('status')}: commit {erased.get('commit')} on {erased.get('branch')} "
+                  f"(audit event {event.request_id})")
+
+
+@data_app.command("purge")
+def data_purge(request_id: str = typer.Argument(..., help="request whose erased data objects to delete")) -> None:
+    """Delete, from the DVC cache and every remote, the objects of the training files as they were before the
+    request's data erasure; recorded (object hashes) as an audit event chained after the request's record."""
+    from pipelines.data_events import DataEventError, purge_request
+    from pipelines.erasure import PURGE_COST
+
+    settings = load_settings()
+    settings.export_environment()
+    try:
+        event = purge_request(settings, request_id)
+    except DataEventError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    if event is None:
+        console.print(f"request {request_id}: already purged, nothing left to delete")
+        return
+    for removed in event.purge["removed"]:
+        console.print(f"deleted {removed['md5']} from the DVC {removed['where']}")
+    for kept in event.purge["kept_referenced"]:
+        console.print(f"[yellow]kept[/] {kept}: the data branch still references it")
+    console.print(f"purged {len(event.purge['objects'])} object(s) (audit event {event.request_id}).")
+    console.print(f"[bold]What this costs[/]: {PURGE_COST}.", soft_wrap=True)
+
+
 class Family(str, Enum):
     """A base model and its params.yaml section."""
 
@@ -91,14 +140,27 @@ def model_register(
     model_dir: Path = typer.Option(PROJECT_ROOT / "models" / "restorer", help="trained model directory"),
     params: Path = typer.Option(DEFAULT_PARAMS, help="params.yaml (model name and alias)"),
     family: Family = typer.Option(Family.restorer, help="which params section names it (see `train --family`)"),
+    training_rev: str = typer.Option("HEAD", help="data repository revision the model was trained on (its lineage)"),
 ) -> None:
-    """Register a trained base model in MLflow and set its alias, if not done already (idempotent)."""
+    """Register a trained base model in MLflow and set its alias, if not done already (idempotent), tagged
+    with its training data: the data repository commit and the DVC files the train stage read there."""
     from pipelines.base_model import load_params, register_base_model
+
+    from pipelines.base_model import TRAINING_SETS
+    from pipelines.datastore import DataRevisionError
+    from pipelines.lineage import at_revision
 
     loaded = load_params(params)
     model = getattr(loaded, _family(family)[1])
-    version = register_base_model(load_settings(), model_dir, model.name, model.alias)
-    console.print(f"{model.name}@{model.alias} -> version {version}")
+    settings = load_settings()
+    try:
+        lineage = at_revision(settings.data_repo, training_rev, TRAINING_SETS[family.value])
+    except DataRevisionError as error:
+        console.print(f"[yellow]no training lineage recorded[/] (requests must then name forget.rev): {error}")
+        lineage = None
+    version = register_base_model(settings, model_dir, model.name, model.alias, lineage)
+    trained_on = f" (trained on data commit {lineage.commit[:12]})" if lineage else ""
+    console.print(f"{model.name}@{model.alias} -> version {version}{trained_on}")
 
 
 def _refusal_without_traceback(record: logging.LogRecord) -> bool:
@@ -288,6 +350,8 @@ def audit_verify(
             f"{chain.versions} versions re-hashed: {state}",
             soft_wrap=True,
         )
+    for note in report.purged:
+        console.print(f"  purged: {escape(note)}", soft_wrap=True)
     if not report.chains:
         console.print("[red]no audit ledger found: nothing to verify[/]")
         raise typer.Exit(1)
@@ -299,6 +363,37 @@ def audit_verify(
         raise typer.Exit(1)
     extended = f"; the trail extends {report.checkpoints} earlier checkpoint(s)" if checkpoint else ""
     console.print(f"[bold green]VERIFIED[/] every chain, signature and artifact hash matches{extended}", soft_wrap=True)
+
+
+@audit_app.command("check-ids")
+def audit_check_ids(
+    request_id: str = typer.Argument(..., help="request id"),
+    ids_file: Path = typer.Argument(..., help="the record ids, one per line"),
+) -> None:
+    """Check an id list against the keyed commitment in the request's record (needs the deployment's
+    commitment key). Exits 0 when it is the list the request forgot, 1 when it is not."""
+    from pipelines.commitment import IdListError, ids_match, key_id, parse_id_list
+
+    record = _record_or_exit(request_id)
+    settings = load_settings()
+    committed = record.forget_data.get("records")
+    if not committed:
+        console.print(f"[red]request {request_id} did not name record ids: nothing to check[/]")
+        raise typer.Exit(2)
+    try:
+        ids = parse_id_list(ids_file.read_text(), str(ids_file))
+    except IdListError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+    if committed.get("key_id") != key_id(settings):
+        console.print(f"[red]the record was committed with key {committed.get('key_id')}, this deployment's is {key_id(settings)}[/]")
+        raise typer.Exit(2)
+    if len(set(ids)) == committed["count"] and ids_match(settings, set(ids), committed["salt"], committed["commitment"]):
+        console.print(f"[green]MATCH[/]: these {len(set(ids))} ids are the ones request {request_id} forgot")
+        return
+    console.print(f"[red]NO MATCH[/]: the record commits to {committed['count']} ids; this list has {len(set(ids))} "
+                  "and is not the one the request forgot")
+    raise typer.Exit(1)
 
 
 @audit_app.command("report")

@@ -42,6 +42,7 @@ from pipelines.flow import (
     log_metrics,
     promote_stage,
     pull_data_stage,
+    erase_training_data,
     pull_model_stage,
     record_assessment,
     record_data,
@@ -227,6 +228,8 @@ def _promote_and_record(settings: Settings, shared: SharedRun) -> list[tuple[str
         for record in records:
             record.model.version_after, record.model.weights_sha256_after, record.export = version, digest, export
             record.model.promoted, record.status = True, "passed"
+        stage = "erase data"  # one data revision removes the union of the members' examples
+        erase_training_data(settings, records, [m.data for m in shared.group], shared.kind, shared.original, version)
     except Exception as error:  # noqa: BLE001 - the platform broke: each request is recorded failed, retried later
         for record in records:
             record.status, record.failed_stage, record.error = "failed", stage, f"{type(error).__name__}: {error}"
@@ -249,6 +252,7 @@ def _record(member: Member, shared: SharedRun, assessment: Assessment, coalesced
     record = AuditRecord(request_id=member.request.request_id, request_sha256=member.sha256)
     record_request(record, member.request)
     record.model.version_before, record.model.weights_sha256_before = shared.original.version, shared.original.weights_sha256
+    record.training_data = shared.original.lineage.as_record() if shared.original.lineage else None
     record_data(record, shared.kind, member.data)
     record.validation = member.validation
     record_unlearning(record, shared.kind, shared.method, shared.outcome, shared.retained, shared.device)

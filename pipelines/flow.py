@@ -1,7 +1,7 @@
 """The deletion-request flow: one Prefect task per stage, in the order a request travels.
 
 load request -> pull model -> check thresholds -> pull data -> validate -> unlearn -> verify
-  -> (passed) register candidate -> export ONNX + parity -> promote
+  -> (passed) register candidate -> export ONNX + parity -> promote -> erase the examples from the training data
   -> audit record, whatever happened.
 
 The model's architecture declares its kind (restoration, classification, generation); that kind's
@@ -9,7 +9,9 @@ plug-in (pipelines/kinds/) supplies everything that differs between kinds: the f
 the thresholds, the data and its validation, the unlearning problem, the verification and the export
 example. The flow itself never branches on the kind.
 The candidate is registered and exported *before* the alias moves, so the served alias only ever
-points at a version whose verification and ONNX parity both passed. Requests for one model run one at a
+points at a version whose verification and ONNX parity both passed. The training data loses the forgotten
+examples only after the alias moved (pipelines/erasure.py); a failed data commit is recorded as such and
+retried with `erasure data erase REQUEST_ID`, never undoing the promotion. Requests for one model run one at a
 time (pipelines/locks.py); a request killed at any stage is finished by running it again
 (pipelines/recovery.py).
 """
@@ -27,7 +29,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.transactions import transaction
 
-from pipelines import kinds, locks, recovery, registry, validation
+from pipelines import erasure, kinds, lineage, locks, recovery, registry, validation
 from pipelines.audit import AuditRecord, local_record_path, now, read_record, write_record
 from pipelines.audit.publish import publish_prefect_artifacts
 from pipelines.datastore import DataRevisionError
@@ -202,6 +204,7 @@ def _process_request(settings: Settings, request_file: str, request_sha256: str,
         model_lock.enter_context(locks.model_lock(settings, request.model.name))
         original = pull_model_stage(settings, request)
         record.model.version_before, record.model.weights_sha256_before = original.version, original.weights_sha256
+        record.training_data = original.lineage.as_record() if original.lineage else None
 
         stage = enter_stage("check thresholds")
         kind = kinds.kind_of(original.model)
@@ -245,6 +248,9 @@ def _process_request(settings: Settings, request_file: str, request_sha256: str,
             promote_stage(settings, request, version, original.version)
         record.model.promoted = True
         record.status = "passed"
+
+        stage = enter_stage("erase data")
+        erase_training_data(settings, [record], [data], kind, original, version)
     except (VerificationRejected, *INPUT_ERRORS) as error:
         record.status, record.failed_stage, record.error = "rejected", stage, str(error)
     except Exception as error:  # noqa: BLE001 - every failure must still leave an audit record
@@ -257,6 +263,46 @@ def _process_request(settings: Settings, request_file: str, request_sha256: str,
         publish_prefect_artifacts(settings, record)
     logger.info("request %s: %s (audit record %s)", record.request_id, record.status, location)
     return summarize(record, location)
+
+
+@task(name="erase data", cache_policy=NO_CACHE)
+def erase_data_stage(settings: Settings, request_ids: list[str], keys: list[str], trained_on: lineage.Lineage):
+    return erasure.erase(settings, request_ids, keys, trained_on)
+
+
+def erase_training_data(settings: Settings, records: list[AuditRecord], datas: list, kind: ModelKind,
+                        original: registry.RegisteredModel, version: str) -> None:
+    """After promotion: commit the training data without the examples the records' requests forgot (their
+    union, once), tag the new version with the new revision as its lineage, and say what happened in each
+    record. Never raises: the promotion stands, and a failed commit is recorded to be retried."""
+    trained_on = original.lineage
+    examples = [kind.erasable_examples(data) for data in datas]
+    if not settings.erase_data or trained_on is None or any(pairs is None for pairs in examples):
+        reason = ("data erasure is off (ERASURE_ERASE_DATA=false)" if not settings.erase_data
+                  else f"version {original.version} has no recorded training data (lineage)" if trained_on is None
+                  else "the request names no training examples")
+        for record in records:
+            record.data_erasure = {"status": "skipped", "reason": reason}
+        return
+    own_keys = [erasure.example_keys(settings, pairs) for pairs in examples]
+    union = sorted({key for keys in own_keys for key in keys})
+    request_ids = [record.request_id for record in records]
+    try:
+        result, new_lineage = erase_data_stage(settings, request_ids, union, trained_on)
+        outcome, tags = result.as_record(), {**new_lineage.tags(), lineage.TAG_DATA_ERASURE: result.status}
+    except Exception as error:  # noqa: BLE001 - the model is promoted; the data commit is retried on its own
+        outcome = {"status": "failed", "error": f"{type(error).__name__}: {error}", "request_ids": request_ids,
+                   "base_commit": trained_on.commit, "examples": len(union), "example_keys": union,
+                   "retry": f"erasure data erase {request_ids[0]}"}
+        tags = {**trained_on.tags(), lineage.TAG_DATA_ERASURE: "failed"}
+    try:
+        registry.tag_version(settings, records[0].model.name, version, tags)
+    except Exception as error:  # noqa: BLE001
+        outcome["lineage_tag_error"] = f"{type(error).__name__}: {error}"
+    for record, keys in zip(records, own_keys):
+        # Each record keeps its own examples' keys; the commit is the one that removed the union.
+        record.data_erasure = {**outcome, "examples": len(set(keys)), "example_keys": sorted(set(keys)),
+                               "union_examples": len(union)}
 
 
 def record_request(record: AuditRecord, request: DeletionRequest) -> None:

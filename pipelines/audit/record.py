@@ -19,8 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pipelines.settings import PROJECT_ROOT
 
 # 2.0: hash chain, signing, evidence with uncertainty, privacy. 2.1: attempt (crash recovery) and coalesced
-# (shared unlearning runs), both optional so 2.0 records still validate. Bump the major on any breaking change.
-SCHEMA_VERSION = "2.1"
+# (shared unlearning runs), both optional so 2.0 records still validate. 2.2: training_data (lineage),
+# data_erasure, and events (event, subject, purge) chained after a request's record; all optional.
+# Bump the major on any breaking change.
+SCHEMA_VERSION = "2.2"
 TRACKED_PACKAGES = ("torch", "mlflow", "prefect", "dvc", "great-expectations", "onnx", "onnxruntime", "numpy")
 Status = Literal["running", "passed", "rejected", "failed"]
 
@@ -154,12 +156,22 @@ class AuditRecord(BaseModel):
         1, ge=1, description="how many times this request's audit run was started: above 1 after a crash and a rerun"
     )
     coalesced: Coalesced | None = Field(None, description="null unless the request shared its unlearning run")
+    event: Literal["request", "data-erasure", "data-purge"] = Field(
+        "request", description="request: a deletion request's outcome; data-erasure (a retried erasure commit) and "
+        "data-purge (objects deleted from DVC storage): events about an earlier request, named in `subject`")
+    subject: dict[str, Any] | None = Field(None, description="for an event: the request it concerns and its record's sha256")
+    training_data: dict[str, Any] | None = Field(
+        None, description="lineage of version_before: data repository commit and DVC paths with their md5s")
+    data_erasure: dict[str, Any] | None = Field(
+        None, description="the training data rewritten without the forgotten examples: branch, commit, files' md5s "
+        "before/after, keyed digests of the forgotten examples; status committed, unchanged, skipped or failed")
+    purge: dict[str, Any] | None = Field(None, description="for a data-purge event: the object md5s deleted, and where")
 
     @model_validator(mode="after")
     def _outcome_is_complete(self) -> "AuditRecord":
         if self.status in ("rejected", "failed") and not (self.failed_stage and self.error):
             raise AuditRecordError(f"status {self.status!r} needs failed_stage and error (got {self.failed_stage!r})")
-        if self.status == "passed" and not self.model.promoted:
+        if self.status == "passed" and not self.model.promoted and self.event == "request":
             raise AuditRecordError("status 'passed' needs model.promoted = true")
         return self
 

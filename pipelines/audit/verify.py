@@ -47,12 +47,14 @@ class ChainReport:
     versions: int = 0
     attestations: int = 0
     problems: list[Problem] = field(default_factory=list)
+    read: list[tuple[int, AuditRecord]] = field(default_factory=list)  # the records that validated, by sequence
 
 
 @dataclass
 class TrailReport:
     chains: list[ChainReport]
     checkpoints: int = 0  # checkpoints proven extended by the trail
+    purged: list[str] = field(default_factory=list)  # records whose data hashes were purged on purpose (not problems)
 
     @property
     def problems(self) -> list[Problem]:
@@ -157,6 +159,7 @@ def verify_chain(
         except ValueError as error:
             problem(seq, rid, "schema", f"record does not validate: {error}")
             continue
+        report.read.append((index, record))
         link = record.chain
         if link is None or link.sequence != index or link.previous_record_sha256 != expected_previous:
             problem(seq, rid, "chain link", f"record says chain {link!r}, expected sequence {index} after {str(expected_previous)[:16]}...")
@@ -173,7 +176,7 @@ def verify_chain(
                 problem(seq, rid, "local copy edited", f"{local} differs from the MLflow record; {_describe_edit(copy, entry.field_sha256)}")
         if record.model.version_after:
             produced_by[record.model.version_after] = (seq, rid, record)
-        if record.status == "passed":
+        if record.status == "passed" and record.event == "request":
             _check_attestation(settings, entry, record, trusted, lambda c, d: problem(seq, rid, c, d))
             report.attestations += 1
         if record.model.version_before and record.model.weights_sha256_before:
@@ -309,6 +312,7 @@ def verify_trail(
         if model and report.records == 0:
             report.problems.append(Problem(name, None, None, "no ledger", f"no audit ledger for model {model!r} at {chain_module.ledger_path(settings, name)}"))
         reports.append(report)
+    purged = _data_checks(settings, reports)
     proven = 0
     for path, body in held:
         if isinstance(body, Exception):
@@ -322,4 +326,75 @@ def verify_trail(
         for detail in found:
             report.problems.append(Problem(body["chain"], None, None, "checkpoint not extended", f"{path}: {detail}"))
         proven += not found
-    return TrailReport(reports, proven)
+    return TrailReport(reports, proven, purged)
+
+
+def _data_hashes(record: AuditRecord) -> set[str]:
+    files = [record.forget_data, *record.retain_data, *record.evaluation_data]
+    files += (record.forget_data.get("records") or {}).get("training_sets", [])
+    return {f["dvc_md5"] for f in files if isinstance(f, dict) and f.get("dvc_md5")}
+
+
+def _data_checks(settings: Settings, reports: list[ChainReport]) -> list[str]:
+    """Residue (problems) and purged data hashes (notes), for trails with data erasures or purges.
+
+    Residue: a forgotten example (by keyed content digest) in the data branch's current training data, or
+    an object a purge deleted present again in the DVC cache or a remote."""
+    from pipelines import erasure
+
+    erasures = [(report, seq, record) for report in reports for seq, record in report.read
+                if record.data_erasure and record.data_erasure.get("status") in ("committed", "unchanged")]
+    purges = [(report, seq, record) for report in reports for seq, record in report.read if record.purge]
+    if not erasures and not purges:
+        return []
+    notes = []
+    purged = {md5: (seq, record) for _, seq, record in purges for md5 in record.purge.get("objects", [])}
+    for report in reports:
+        for seq, record in report.read:
+            hit = sorted(_data_hashes(record) & set(purged))
+            if hit:
+                by = ", ".join(sorted({f"#{purged[md5][0]} ({purged[md5][1].request_id})" for md5 in hit}))
+                notes.append(f"{report.chain} record #{seq} (request {record.request_id}): data hash(es) "
+                             f"{', '.join(h[:12] for h in hit)} purged by {by}: no longer readable, on purpose")
+    try:
+        outputs = sorted({out for _, _, record in erasures for out in _outputs(settings, record.data_erasure)})
+        keys = {key for _, _, record in erasures for key in record.data_erasure.get("example_keys", [])}
+        branch = erasure.data_branch(settings)
+        present = erasure.scan(settings, branch, outputs, keys) if keys and outputs else {}
+        for report, seq, record in erasures:
+            own = set(record.data_erasure.get("example_keys", []))
+            back = {path: int(sum(k in own for k, row in zip(_keys(settings, hit), hit["rows"]) if row))
+                    for path, hit in present.items()}
+            back = {path: count for path, count in back.items() if count}
+            if back:
+                where = ", ".join(f"{path} ({count})" for path, count in sorted(back.items()))
+                report.problems.append(Problem(report.chain, seq, record.request_id, "residue",
+                                               f"forgotten example(s) are back in the training data on branch {branch}: {where}"))
+        objects = sorted(purged)
+        for found in erasure.present_objects(settings, objects) if objects else []:
+            seq, record = purged[found["md5"]]
+            report = next(r for r in reports if any(s == seq and rec is record for s, rec in r.read))
+            report.problems.append(Problem(report.chain, seq, record.request_id, "residue",
+                                           f"object {found['md5']} that this purge deleted is in the DVC {found['where']} again ({found['path']})"))
+    except Exception as error:  # noqa: BLE001 - the data repository may be unreachable from here
+        first = (erasures or purges)[0]
+        first[0].problems.append(Problem(first[0].chain, first[1], first[2].request_id, "residue",
+                                         f"cannot check the training data for residue: {type(error).__name__}: {error}"))
+    return notes
+
+
+def _outputs(settings: Settings, data_erasure: dict) -> list[str]:
+    import yaml
+
+    outputs = []
+    for dvc_file in data_erasure.get("dvc_files", []):
+        document = yaml.safe_load((Path(settings.data_repo) / dvc_file).read_text()) or {}
+        outputs += [(Path(dvc_file).parent / out["path"]).as_posix() for out in document.get("outs", [])]
+    return outputs
+
+
+def _keys(settings: Settings, hit: dict) -> list[str]:
+    from pipelines.erasure import example_keys
+    from unlearning.data.pairs import PairSet
+
+    return example_keys(settings, PairSet.from_arrays("residue", hit["arrays"]))
