@@ -304,6 +304,22 @@ def _record_or_exit(request_id: str):
     return record
 
 
+def _forget_summary(forget: dict) -> str:
+    committed = forget.get("records")
+    if committed:
+        return (f"{forget.get('examples')} examples by {committed['count']} record ids (commitment "
+                f"{committed['commitment'][:16]}..., key {committed['key_id']}) at {str(forget.get('commit'))[:12]}")
+    return f"{forget.get('examples')} examples, sha256 {forget.get('sha256')}"
+
+
+def _erasure_summary(erased: dict | None) -> str:
+    if not erased:
+        return "-"
+    if erased.get("status") == "committed":
+        return f"committed {erased['commit'][:12]} on {erased['branch']} ({len(erased.get('files', []))} files rewritten)"
+    return f"{erased.get('status')}: {erased.get('reason') or erased.get('error') or erased.get('note') or ''}"
+
+
 @audit_app.command("show")
 def audit_show(
     request_id: str = typer.Argument(..., help="request id"),
@@ -317,7 +333,8 @@ def audit_show(
         for label, value in (
             ("verdict", record.status + (f" at stage {record.failed_stage}: {record.error}" if record.failed_stage else "")),
             ("model", f"{record.model.name} {record.model.version_before} -> {record.model.version_after or '-'}"),
-            ("forget set", f"{record.forget_data.get('examples')} examples, sha256 {record.forget_data.get('sha256')}"),
+            ("forget set", _forget_summary(record.forget_data)),
+            ("data erasure", _erasure_summary(record.data_erasure)),
             ("method", json.dumps(record.method)),
             ("chain", f"{chain.model} #{chain.sequence} after {chain.previous_record_sha256}" if chain else "-"),
             ("signing key", f"{record.signing.key_fingerprint} ({record.signing.key_source})" if record.signing else "-"),

@@ -94,7 +94,9 @@ def scan(settings: Settings, rev: str, outputs: Iterable[str], keys: set[str]) -
 
 
 def _commit_naming(repo: Path, branch: str, request_id: str) -> str | None:
-    found = _git(repo, "log", branch, "-F", f"--grep={TRAILER}: {request_id}", "--format=%H")
+    # Anchored to the whole trailer line: request req-1 must not find req-10's commit.
+    pattern = f"^{TRAILER}: " + request_id.replace(".", "\\.") + "$"
+    found = _git(repo, "log", branch, f"--grep={pattern}", "--format=%H")
     return found.splitlines()[0] if found else None
 
 

@@ -194,6 +194,13 @@ def test_the_record_mlflow_and_the_report_never_hold_the_ids(erased, tmp_path):
         texts[artifact.path] = Path(client.download_artifacts(record.mlflow_run_id, artifact.path, str(tmp_path))).read_text()
     html = write_report(settings, record.request_id, tmp_path / "report").read_text()
     texts["report"] = re.sub(r"data:image/[^\"')]+", "", html)
+    from pipelines.audit.certificate import write_certificate
+    from pipelines.cli import app
+
+    certificate = write_certificate(settings, record.request_id, tmp_path / "certificate").read_text()
+    assert "record ids, committed to as" in certificate
+    texts["certificate"] = re.sub(r"data:image/[^\"')]+", "", certificate)
+    texts["audit show"] = CliRunner().invoke(app, ["audit", "show", record.request_id]).output
     for where, text in texts.items():
         assert _mentions(text, FORGOTTEN) == [], where
     # The scan would see them: the request file holds them as written.
@@ -230,6 +237,36 @@ def test_coalesced_requests_each_get_their_own_commitment_and_one_revision_remov
     message = git(repo, "log", "-1", "--format=%B", commit)
     assert "req-ids-group-a" in message and "req-ids-group-b" in message
     assert not ids_at(repo, TRAIN, commit) & set(first + second)
+
+
+def test_a_failed_data_commit_is_recorded_and_retried_once_per_request(erased, repo, tmp_path):
+    from pipelines import erasure
+
+    ids = [int(i) for i in TRAIN_IDS[TRAIN_IDS > 1000][30:33]]
+    gitignore = repo / ".gitignore"
+    kept = gitignore.read_text()
+    gitignore.write_text(kept + "# an operator's uncommitted edit\n")
+    try:
+        outcome = run_flow(digits_ids_request(tmp_path, "req-ids-dirty", records=ids))
+    finally:
+        gitignore.write_text(kept)
+    assert outcome["status"] == "passed", outcome  # the promotion stands
+    record = read_record(load_settings(), "req-ids-dirty")
+    assert record.data_erasure["status"] == "failed" and "uncommitted changes" in record.data_erasure["error"]
+    tags = MlflowClient().get_model_version(CLASSIFIER, outcome["version_after"]).tags
+    assert tags[lineage.TAG_DATA_ERASURE] == "failed"
+    assert tags[lineage.TAG_DATA_COMMIT] == record.training_data["commit"]  # still its parent's, erasure pending
+
+    event = data_events.retry_erasure(load_settings(), "req-ids-dirty")
+    assert event.event == "data-erasure" and event.status == "passed" and event.data_erasure["status"] == "committed"
+    commit = event.data_erasure["commit"]
+    assert not ids_at(repo, TRAIN, commit) & set(ids)
+    assert MlflowClient().get_model_version(CLASSIFIER, outcome["version_after"]).tags[lineage.TAG_DATA_COMMIT] == commit
+    assert data_events.retry_erasure(load_settings(), "req-ids-dirty") is None
+    # Erasing for the same request again finds its commit instead of making another.
+    again, _ = erasure.erase(load_settings(), ["req-ids-dirty"], event.data_erasure["example_keys"],
+                             lineage.Lineage(record.training_data["commit"], {TRAIN: ""}))
+    assert again.fields["commit"] == commit == git(repo, "rev-parse", "HEAD") and again.fields["retried"]
 
 
 def stored_ids(directory: Path) -> set[int]:
@@ -326,3 +363,22 @@ def test_a_revision_other_than_the_training_data_is_refused_naming_both(repo):
     head = git(repo, "rev-parse", "HEAD")
     assert head[:12] in str(error.value) and trained.commit[:12] in str(error.value)
     assert "other_revision" in str(error.value)
+
+
+def test_a_dvc_tracked_manifest_names_the_ids_and_only_where_it_was_read_is_kept(repo):
+    settings = load_settings()
+    ids = [int(i) for i in TRAIN_IDS[TRAIN_IDS > 1000][40:44]]
+    manifest = repo / "manifests" / "subject-4711.ids"
+    manifest.parent.mkdir(exist_ok=True)
+    manifest.write_text("# data subject 4711\n" + "\n".join(map(str, ids)) + "\n")
+    dvc(repo, "add", "-q", "manifests/subject-4711.ids")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "manifest for subject 4711")
+    original = SimpleNamespace(lineage=lineage.at_revision(repo, "HEAD", [TRAIN]), version="1")
+    request = parse_request(digits_ids_request(Path(repo).parent, "req-ids-manifest",
+                                               manifest="manifests/subject-4711.ids").read_text())
+    data = pull_files(settings, request, original)
+    assert sorted(data.forget_pairs.ids.tolist()) == sorted(ids)
+    committed = data.records
+    assert committed["source"] == "manifest" and committed["manifest"]["path"] == "manifests/subject-4711.ids"
+    assert "sha256" not in committed["manifest"] and ids_match(settings, ids, committed["salt"], committed["commitment"])
