@@ -132,7 +132,7 @@ def erase(settings: Settings, request_ids: list[str], keys: list[str], trained_o
     """Commit the training data without the examples whose keyed digests are `keys`; returns what was done
     and the new lineage (the same paths at the new commit). Idempotent per request id (the first one)."""
     repo, keyset = settings.data_repo, set(keys)
-    with locks._held(settings, "data-repo", str(Path(repo).resolve())):
+    with locks.data_repo_lock(settings, repo):
         branch = data_branch(settings)
         outputs = tracked_outputs(repo, trained_on.paths)
         if not outputs:
@@ -241,7 +241,7 @@ def purge(settings: Settings, erasure: dict[str, Any]) -> dict[str, Any]:
     md5s = sorted({entry["md5_before"] for entry in erasure.get("files", []) if entry.get("md5_before")})
     repo = settings.data_repo
     outputs = [yaml.safe_load((repo / f).read_text())["outs"][0]["path"] for f in erasure.get("dvc_files", [])]
-    with locks._held(settings, "data-repo", str(Path(repo).resolve())):
+    with locks.data_repo_lock(settings, repo):
         still_used = referenced_now(settings, [(Path(f).parent / o).as_posix() for f, o in zip(erasure.get("dvc_files", []), outputs)])
         kept = [md5 for md5 in md5s if md5 in still_used]
         removed = []

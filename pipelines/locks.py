@@ -59,3 +59,9 @@ def request_lock(settings: Settings, request_id: str):
 def model_lock(settings: Settings, model_name: str):
     """Held by a request for `model_name` from "pull model" until its audit record is written."""
     return _held(settings, "model", model_name)
+
+
+def data_repo_lock(settings: Settings, repo: Path):
+    """Held while a data erasure or purge changes the data repository, its cache or remotes: two models'
+    requests may share one data repository."""
+    return _held(settings, "data-repo", str(Path(repo).resolve()))
