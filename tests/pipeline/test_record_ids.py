@@ -382,3 +382,29 @@ def test_a_dvc_tracked_manifest_names_the_ids_and_only_where_it_was_read_is_kept
     committed = data.records
     assert committed["source"] == "manifest" and committed["manifest"]["path"] == "manifests/subject-4711.ids"
     assert "sha256" not in committed["manifest"] and ids_match(settings, ids, committed["salt"], committed["commitment"])
+
+
+def test_erasure_model_register_tags_the_version_with_the_data_it_was_trained_on(repo, tmp_path):
+    from pipelines.cli import app
+    from pipelines.settings import PROJECT_ROOT
+
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["classifier"]["name"] = "ids-cli-classifier"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    model_dir = tmp_path / "model"
+    registry.write_model_files(make_digits_world(seed=1).model, "digits-mlp", model_dir)
+    (model_dir / "metrics.json").write_text("{}")
+    result = CliRunner().invoke(app, ["model", "register", "--family", "classifier", "--model-dir", str(model_dir),
+                                      "--params", str(tmp_path / "params.yaml")])
+    assert result.exit_code == 0, result.output
+    head = git(repo, "rev-parse", "HEAD")
+    assert f"trained on data commit {head[:12]}" in result.output
+    tags = MlflowClient().get_model_version("ids-cli-classifier", "1").tags
+    assert tags[lineage.TAG_DATA_COMMIT] == head
+    import hashlib
+
+    import dvc.api
+
+    # DVC's md5 of a file is the md5 of its bytes: the tag names exactly the file the stage read.
+    trained_on = dvc.api.read(TRAIN, repo=str(repo), rev=head, mode="rb")
+    assert json.loads(tags[lineage.TAG_DATA_FILES]) == {TRAIN: hashlib.md5(trained_on).hexdigest()}
