@@ -145,8 +145,9 @@ def erase(settings: Settings, request_ids: list[str], keys: list[str], trained_o
             new = at_revision(repo, earlier, trained_on.paths)
             return Erasure("committed", {**common, "commit": earlier, "files": files, "retried": True}), new
 
-        if _git(repo, "status", "--porcelain", "--untracked-files=no"):
-            raise DataErasureError(f"data repository {repo} has uncommitted changes to tracked files: commit or stash them first")
+        # Only the .dvc files are committed (by path), so other uncommitted work in the repository stays as it is.
+        if _git(repo, "status", "--porcelain", "--", *outputs):
+            raise DataErasureError(f"data repository {repo} has uncommitted changes to {sorted(outputs)}: commit or revert them first")
         if _git(repo, "symbolic-ref", "--short", "HEAD") != branch:
             _git(repo, "checkout", "-q", branch)
         status = _dvc(repo, "status", "--json", *outputs)
@@ -169,12 +170,11 @@ def erase(settings: Settings, request_ids: list[str], keys: list[str], trained_o
         for output in outputs.values():
             _dvc(repo, "add", "-q", output)
         _dvc(repo, "push", "-q", *outputs)
-        _git(repo, "add", *outputs)
         message = (f"erasure: remove {sum(f['examples_removed'] for f in files)} training examples "
                    f"forgotten by request {', '.join(request_ids)}\n\n"
                    + "".join(f"{TRAILER}: {request_id}\n" for request_id in request_ids))
         identity = [] if _configured(repo, "user.email") else ["-c", "user.name=erasure", "-c", "user.email=erasure@localhost"]
-        _git(repo, *identity, "commit", "-q", "-m", message)
+        _git(repo, *identity, "commit", "-q", "-m", message, "--", *outputs)
         commit = _git(repo, "rev-parse", "HEAD")
         new = at_revision(repo, commit, trained_on.paths)
         after = {path: md5 for path, md5 in _md5s_at(settings, commit, [f["path"] for f in files]).items()}

@@ -70,10 +70,23 @@ def training_revision(repo: Path, lineage: Lineage | None, rev: str | None, othe
     if lineage is None or other_revision:
         return rev, "named by the request" + (" (other_revision: true)" if lineage is not None else "")
     commit = datastore.resolve_commit(repo, rev)
-    if commit != lineage.commit:
-        raise LineageError(
-            f"forget.rev: {rev!r} ({commit[:12]}) is not the revision {model} version {version} was trained on "
-            f"({lineage.commit[:12]}); omit forget.rev to use the training revision, or set "
-            "forget.other_revision: true if the request is meant for another revision"
-        )
-    return rev, f"named by the request; the training data of {model} version {version}"
+    if commit == lineage.commit:
+        return rev, f"named by the request; the training data of {model} version {version}"
+    # Another commit holding the very same training files is the same training data (a code commit in
+    # between, in a repository that holds code and data).
+    if _same_files(repo, commit, lineage):
+        return rev, (f"named by the request; holds the same training files as {lineage.commit[:12]}, "
+                     f"the training data of {model} version {version}")
+    raise LineageError(
+        f"forget.rev: {rev!r} ({commit[:12]}) does not hold the data {model} version {version} was trained on "
+        f"(commit {lineage.commit[:12]}); omit forget.rev to use the training revision, or set "
+        "forget.other_revision: true if the request is meant for another revision"
+    )
+
+
+def _same_files(repo: Path, commit: str, lineage: Lineage) -> bool:
+    reader = datastore.RevisionReader(repo, commit)
+    try:
+        return all(reader.fetch(path).dvc_md5 == md5 for path, md5 in lineage.files.items())
+    except datastore.DataRevisionError:
+        return False

@@ -36,7 +36,7 @@ from tests.conftest import commit_data, dvc, git
 from tests.digits_world import make_digits_world
 from tests.pipeline.conftest import request_file, run_flow
 from unlearning.data.digits import DigitsDataConfig, build_digits_sets, class_set_path
-from unlearning.data.pairs import CorruptDataError, decode_arrays
+from unlearning.data.pairs import CorruptDataError, decode_arrays, encode_arrays
 from unlearning.data.restoration import set_path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("pipeline-stores")]
@@ -243,16 +243,16 @@ def test_a_failed_data_commit_is_recorded_and_retried_once_per_request(erased, r
     from pipelines import erasure
 
     ids = [int(i) for i in TRAIN_IDS[TRAIN_IDS > 1000][30:33]]
-    gitignore = repo / ".gitignore"
-    kept = gitignore.read_text()
-    gitignore.write_text(kept + "# an operator's uncommitted edit\n")
+    edited = repo / "data" / "digits" / "test.safetensors"
+    kept = edited.read_bytes()
+    edited.write_bytes(kept + b"an operator's uncommitted edit")
     try:
         outcome = run_flow(digits_ids_request(tmp_path, "req-ids-dirty", records=ids))
     finally:
-        gitignore.write_text(kept)
+        edited.write_bytes(kept)
     assert outcome["status"] == "passed", outcome  # the promotion stands
     record = read_record(load_settings(), "req-ids-dirty")
-    assert record.data_erasure["status"] == "failed" and "uncommitted changes" in record.data_erasure["error"]
+    assert record.data_erasure["status"] == "failed" and "workspace data" in record.data_erasure["error"]
     tags = MlflowClient().get_model_version(CLASSIFIER, outcome["version_after"]).tags
     assert tags[lineage.TAG_DATA_ERASURE] == "failed"
     assert tags[lineage.TAG_DATA_COMMIT] == record.training_data["commit"]  # still its parent's, erasure pending
@@ -353,16 +353,26 @@ def test_unknown_and_repeated_ids_are_refused_naming_how_many_and_where(repo):
 
 def test_a_revision_other_than_the_training_data_is_refused_naming_both(repo):
     settings = load_settings()
-    git(repo, "commit", "-q", "--allow-empty", "-m", "a later revision")
+    arrays, metadata = decode_arrays(DIGITS["digits/train.safetensors"], "train")
+    fewer = encode_arrays({key: array[1:] for key, array in arrays.items()}, metadata)
+    commit_data(repo, {"digits/train.safetensors": fewer}, "a later revision of the training data")
     trained = lineage.at_revision(repo, "HEAD~1", [TRAIN])
-    original = SimpleNamespace(lineage=trained, version="3")
-    request = parse_request(digits_ids_request(Path(repo).parent, "req-ids-rev", records=[int(TRAIN_IDS[0])],
-                                               rev="HEAD").read_text())
+
+    def pull(rev: str, **forget):
+        request = parse_request(digits_ids_request(Path(repo).parent, "req-ids-rev", records=[int(TRAIN_IDS[5])],
+                                                   rev=rev, **forget).read_text())
+        return pull_files(settings, request, SimpleNamespace(lineage=trained, version="3"))
+
     with pytest.raises(lineage.LineageError) as error:
-        pull_files(settings, request, original)
+        pull("HEAD")
     head = git(repo, "rev-parse", "HEAD")
     assert head[:12] in str(error.value) and trained.commit[:12] in str(error.value)
     assert "other_revision" in str(error.value)
+    assert "other_revision: true" in pull("HEAD", other_revision=True).rev_source
+    # A later commit that leaves the training files as they were holds the same training data.
+    git(repo, "commit", "-q", "--allow-empty", "-m", "a code change")
+    trained = lineage.at_revision(repo, "HEAD~1", [TRAIN])
+    assert "holds the same training files" in pull("HEAD").rev_source
 
 
 def test_a_dvc_tracked_manifest_names_the_ids_and_only_where_it_was_read_is_kept(repo):
