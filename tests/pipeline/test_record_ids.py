@@ -193,6 +193,7 @@ def test_the_record_mlflow_and_the_report_never_hold_the_ids(erased, tmp_path):
     for artifact in client.list_artifacts(record.mlflow_run_id, "audit"):
         texts[artifact.path] = Path(client.download_artifacts(record.mlflow_run_id, artifact.path, str(tmp_path))).read_text()
     html = write_report(settings, record.request_id, tmp_path / "report").read_text()
+    assert f"named by {len(FORGOTTEN)} record ids" in html and record.data_erasure["commit"][:12] in html
     texts["report"] = re.sub(r"data:image/[^\"')]+", "", html)
     from pipelines.audit.certificate import write_certificate
     from pipelines.cli import app
@@ -286,11 +287,17 @@ def test_purge_leaves_no_object_holding_them_in_the_cache_or_the_remote(erased, 
     remote = repo.parent / "remote"
     cache = repo / ".dvc" / "cache"
     assert stored_ids(cache) & set(FORGOTTEN) and stored_ids(remote) & set(FORGOTTEN)
-    event = data_events.purge_request(load_settings(), "req-ids-4711")
+    from pipelines.cli import app
+
+    result = CliRunner().invoke(app, ["data", "purge", "req-ids-4711"])
+    assert result.exit_code == 0, result.output
+    assert "What this costs" in result.output and "can no longer be checked out" in result.output
+    event = read_record(load_settings(), "req-ids-4711.data-purge")
     assert event.event == "data-purge" and event.subject["request_id"] == "req-ids-4711"
     assert event.chain.sequence > read_record(load_settings(), "req-ids-4711").chain.sequence
     assert {r["where"] for r in event.purge["removed"]} == {"cache", "remote local"}
     assert not stored_ids(cache) & set(FORGOTTEN) and not stored_ids(remote) & set(FORGOTTEN)
+    assert "already purged" in CliRunner().invoke(app, ["data", "purge", "req-ids-4711"]).output
     # The cost, as documented: the training revision before the erasure can no longer be read.
     import dvc.api
 
