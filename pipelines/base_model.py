@@ -110,7 +110,8 @@ def train_base_model(params: Params, data_root: Path, out_dir: Path, show_progre
     torch.manual_seed(params.train_config.seed)  # initial weights are part of the experiment
     config = {"width": params.model.width, "levels": params.model.levels, "prompts": params.model.prompts}
     model = build_model(params.model.architecture, config)
-    train_sets = [_read_set(data_root, "train", name) for name in DEGRADATIONS]
+    # A set an erasure emptied (every example forgotten, e.g. a whole degradation) is not trained on.
+    train_sets = [s for s in (_read_set(data_root, "train", name) for name in DEGRADATIONS) if len(s)]
     train_restorer(model, train_sets, params.train_config, device, show_progress=show_progress)
     registry.write_model_files(model.cpu(), params.model.architecture, out_dir)
     metrics = {}

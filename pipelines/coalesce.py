@@ -37,12 +37,12 @@ from pipelines.audit.record import Coalesced
 from pipelines.flow import (
     INPUT_ERRORS,
     audit_stage,
+    erase_training_data,
     export_stage,
     log_method,
     log_metrics,
     promote_stage,
     pull_data_stage,
-    erase_training_data,
     pull_model_stage,
     record_assessment,
     record_data,

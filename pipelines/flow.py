@@ -297,7 +297,7 @@ def erase_training_data(settings: Settings, records: list[AuditRecord], datas: l
         tags = {**trained_on.tags(), lineage.TAG_DATA_ERASURE: "failed"}
     try:
         registry.tag_version(settings, records[0].model.name, version, tags)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - a missing tag must not hide what the data commit did
         outcome["lineage_tag_error"] = f"{type(error).__name__}: {error}"
     for record, keys in zip(records, own_keys):
         # Each record keeps its own examples' keys; the commit is the one that removed the union.
