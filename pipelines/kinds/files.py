@@ -17,7 +17,7 @@ import torch
 from pydantic import Field, model_validator
 
 from pipelines import datastore, lineage
-from pipelines.commitment import commit_ids, key_id, new_salt, parse_id_list
+from pipelines.commitment import IdListError, commit_ids, key_id, new_salt, parse_id_list
 from pipelines.datastore import FetchedFile
 from pipelines.kinds.base import ForgetTarget, ModelKind, Strict
 from pipelines.retain import retain_without_forget
@@ -153,7 +153,10 @@ def _requested_ids(settings, target: ForgetFiles) -> tuple[list[int], list[str],
         return list(target.records), [f"records[{i}]" for i in range(len(target.records))], {"source": "records"}
     fetched = datastore.reader(settings.data_repo, target.manifest_rev).fetch(target.manifest)
     text = fetched.content.decode(errors="replace")
-    ids = parse_id_list(text, f"forget.manifest {target.manifest}")
+    try:
+        ids = parse_id_list(text, f"forget.manifest {target.manifest}")
+    except IdListError as error:  # the request pointed at a bad list: refused, not a platform failure
+        raise RecordIdError(str(error)) from None
     places = [f"manifest line {number}" for number, line in enumerate(text.splitlines(), start=1)
               if line.split("#", 1)[0].strip()]
     # The manifest's own hashes would let anyone test a guessed id list: only where it was read is kept.

@@ -316,6 +316,8 @@ def test_verify_reports_residue_when_a_forgotten_example_is_put_back(erased, rep
     problems = [p for p in verify_trail(load_settings(), CLASSIFIER).problems if p.check == "residue"]
     assert [p.request_id for p in problems if "back in the training data" in p.detail][:1] == ["req-ids-4711"]
     assert any(TRAIN in p.detail for p in problems)
+    # The old copy is byte for byte the purged object: `dvc add` + `dvc push` stored it again.
+    assert {p.request_id for p in problems if "that this purge deleted is in the DVC" in p.detail} == {"req-ids-4711.data-purge"}
 
 
 def test_a_restoration_request_by_ids_erases_one_source_images_patches(repo, tmp_path):
