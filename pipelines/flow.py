@@ -39,7 +39,7 @@ from pipelines.kinds import Assessment, ModelKind
 from pipelines.request import DeletionRequest, RequestError, load_request, raw_request_id
 from pipelines.replay import summarize
 from pipelines.request_file import request_file_digest
-from pipelines.settings import Settings, load_settings
+from pipelines.settings import PROJECT_ROOT, Settings, load_settings
 from unlearning.data.pairs import CorruptDataError
 from unlearning.device import best_device
 from unlearning.methods import create_method
@@ -270,6 +270,22 @@ def erase_data_stage(settings: Settings, request_ids: list[str], keys: list[str]
     return erasure.erase(settings, request_ids, keys, trained_on)
 
 
+def erasure_skip_reason(settings: Settings, original: registry.RegisteredModel, examples: list) -> str | None:
+    """Why a promoted request leaves the training data as it is, or None when it is erased."""
+    if not settings.erase_data:
+        return "data erasure is off (ERASURE_ERASE_DATA=false)"
+    if original.lineage is None:
+        return f"version {original.version} has no recorded training data (lineage)"
+    if any(pairs is None for pairs in examples):
+        return "the request names no training examples"
+    # The embedded default's data repository is Erasure's own checkout: committing there (and switching its
+    # branch) would rewrite the developer's data.dvc under them, so it takes an explicit branch.
+    if settings.data_branch is None and settings.data_repo.resolve() == PROJECT_ROOT:
+        return ("the data repository is Erasure's own checkout; set ERASURE_DATA_BRANCH to commit erasures "
+                "there, or ERASURE_DATA_REPO to a data repository of its own")
+    return None
+
+
 def erase_training_data(settings: Settings, records: list[AuditRecord], datas: list, kind: ModelKind,
                         original: registry.RegisteredModel, version: str) -> None:
     """After promotion: commit the training data without the examples the records' requests forgot (their
@@ -277,10 +293,8 @@ def erase_training_data(settings: Settings, records: list[AuditRecord], datas: l
     record. Never raises: the promotion stands, and a failed commit is recorded to be retried."""
     trained_on = original.lineage
     examples = [kind.erasable_examples(data) for data in datas]
-    if not settings.erase_data or trained_on is None or any(pairs is None for pairs in examples):
-        reason = ("data erasure is off (ERASURE_ERASE_DATA=false)" if not settings.erase_data
-                  else f"version {original.version} has no recorded training data (lineage)" if trained_on is None
-                  else "the request names no training examples")
+    reason = erasure_skip_reason(settings, original, examples)
+    if reason:
         for record in records:
             record.data_erasure = {"status": "skipped", "reason": reason}
         return
