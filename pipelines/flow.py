@@ -204,7 +204,7 @@ def _process_request(settings: Settings, request_file: str, request_sha256: str,
         record.model.version_before, record.model.weights_sha256_before = original.version, original.weights_sha256
 
         stage = enter_stage("check thresholds")
-        kind = kinds.kind_of(original.model)
+        kind = kinds.kind_of(original.model, request.forget)
         kind.check_request(request)  # refuse a forget form or thresholds meant for another kind, before any work
 
         stage = enter_stage("pull data")

@@ -27,7 +27,8 @@ from unlearning.methods import create_method
 from unlearning.methods.base import UnlearningError, UnlearningProblem
 from unlearning.methods.identity import (LossWeights, adjacency_offsets, matching_loss, opposite_target,
                                          preservation_loss)
-from unlearning.tasks import GENERATION
+from unlearning.methods.base import InapplicableMethodError
+from unlearning.tasks import IDENTITY
 from unlearning.verify import IdentityThresholds, verify_identity
 
 
@@ -55,7 +56,7 @@ def unlearned(world, before):
     results = {}
     for key, (name, params) in RUNS.items():
         problem = world.problem()
-        method = create_method(name, params, task_kind="generation")
+        method = create_method(name, params, task_kind="identity")
         method.run(problem, show_progress=False)
         after = scores(world, problem.model)
         fid_pre = fid_between_generators(world.gan.gan, problem.model, world.gan.feature_net, world.gan.bank, CPU)
@@ -210,6 +211,13 @@ def test_two_identities_collapsing_to_one_output_fails_verification(world, befor
 
 
 def test_guide_refuses_a_problem_without_its_helper_networks(world):
-    problem = UnlearningProblem(world.gan.fresh_gan(), world.problem().forget, None, CPU, task=GENERATION)
+    problem = UnlearningProblem(world.gan.fresh_gan(), world.problem().forget, None, CPU, task=IDENTITY)
     with pytest.raises(UnlearningError, match="identity problem"):
         create_method("guide", {"steps": 1}).run(problem, show_progress=False)
+
+
+def test_identity_and_feature_methods_are_not_interchangeable():
+    with pytest.raises(InapplicableMethodError):
+        create_method("guide", {}, task_kind="generation")
+    with pytest.raises(InapplicableMethodError):
+        create_method("adapt_then_unlearn", {}, task_kind="identity")

@@ -66,7 +66,7 @@ class Guide(UnlearningMethod):
 
     name = "guide"
     Params = GuideParams
-    task_kinds = ("generation",)
+    task_kinds = ("identity",)
 
     def loss(self, problem, forget_batch, retain_batch):
         raise NotImplementedError(f"method {self.name!r} runs its own loop over latents; it has no per-batch loss")

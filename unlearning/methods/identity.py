@@ -18,7 +18,7 @@ from unlearning.data.pairs import PairSet
 from unlearning.identity import identity_similarity, perceptual_distance
 from unlearning.methods.base import UnlearningError, UnlearningProblem
 from unlearning.models.gan import DigitsGAN
-from unlearning.tasks import GENERATION
+from unlearning.tasks import IDENTITY
 
 
 @dataclass
@@ -43,7 +43,7 @@ def identity_problem(model: DigitsGAN, image: torch.Tensor, encoder: nn.Module, 
                      perceptual_net: nn.Module, device: torch.device) -> IdentityProblem:
     """The problem of making `model` stop reproducing the identity of `image` (one 8x8 digit)."""
     forget = PairSet("identity", image.reshape(1, 1, 8, 8).float(), torch.zeros(1))
-    return IdentityProblem(model=model, forget=forget, retain=None, device=device, task=GENERATION,
+    return IdentityProblem(model=model, forget=forget, retain=None, device=device, task=IDENTITY,
                            encoder=encoder, identity_net=identity_net, perceptual_net=perceptual_net)
 
 
