@@ -12,7 +12,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 PYTEST_WORKERS ?= 2
 
-.PHONY: help setup browser data model demo generator demo-generator test bench bench-quick bench-generation bench-generation-quick bench-coalescing lint clean reset
+.PHONY: help setup browser data model demo generator demo-generator identity demo-identity bench-identity test bench bench-quick bench-generation bench-generation-quick bench-coalescing lint clean reset
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -45,6 +45,13 @@ generator: data ## train and register digits-generator@champion with its judge a
 demo-generator: generator ## the generative scenario: the generator stops drawing sevens (Adapt-then-Unlearn)
 	erasure request run requests/examples/forget-digit-seven-generator.yaml
 
+identity: generator ## train and register the generator's inversion encoder and two identity networks (GUIDE)
+	dvc repro register-encoder register-identity-net register-identity-verifier
+	dvc repro --force --single-item register-encoder register-identity-net register-identity-verifier
+
+demo-identity: identity ## GUIDE: the generator stops reproducing one identity, from one image (a held-out digit)
+	erasure request run requests/examples/forget-identity.yaml
+
 demo: model ## set up, then run the example deletion request end to end
 	erasure request run requests/examples/forget-haze.yaml
 	@echo "review: erasure audit list | erasure audit show req-0001-forget-haze | mlflow ui --backend-store-uri sqlite:///$(ERASURE_HOME)/mlflow.db"
@@ -71,6 +78,9 @@ bench-generation: setup ## Adapt-then-Unlearn and its baselines vs a GAN retrain
 
 bench-generation-quick: setup ## the same on the tests' tiny GAN world, a few minutes
 	python -m bench.generation --quick
+
+bench-identity: setup ## GUIDE vs its baseline on the tests' tiny GAN world (3 seeds x 3 identities); writes bench/results/identity.*
+	python -m bench.identity
 
 bench-coalescing: setup ## wall time of 1 request vs 10 coalesced (and 10 one by one); writes bench/results/coalescing.md
 	python -m bench.coalescing --sequential

@@ -1,7 +1,9 @@
 """The base models that deletion requests start from, trained by the DVC `train*` stages, then registered:
 the all-in-one restorer (`model` in params.yaml), the digits classifier (`classifier`), and the digits
 generator (`generator`) with its two helper networks, the judge (`judge`) and the feature network
-(`feature_network`)."""
+(`feature_network`), and what identity unlearning (GUIDE) needs beside it: the inversion encoder
+(`encoder`, trained against the registered generator) and two identity networks (`identity_net` used in
+the loss, `identity_verifier` held out for verification)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pipelines import registry
 from pipelines.settings import Settings
 from unlearning.data.digits import CLASSES, DigitsDataConfig, build_digits_sets, class_set_path
 from unlearning.data.digits import set_path as digits_set_path
+from unlearning.data.identities import build_identity_sets
 from unlearning.data.pairs import PairSet, decode_arrays
 from unlearning.data.restoration import RestorationDataConfig, build_restoration_sets, set_path
 from unlearning.data.degradations import DEGRADATIONS
@@ -73,6 +76,9 @@ class Params(_Section):
     generator: NetworkParams = NetworkParams(name="digits-generator", architecture="digits-gan")
     judge: NetworkParams = NetworkParams(name="digits-judge", architecture="digits-judge-cnn")
     feature_network: NetworkParams = NetworkParams(name="digits-feature-net", architecture="digits-feature-net")
+    encoder: NetworkParams = NetworkParams(name="digits-gan-encoder", architecture="digits-gan-encoder")
+    identity_net: NetworkParams = NetworkParams(name="digits-identity-net", architecture="digits-identity-net")
+    identity_verifier: NetworkParams = NetworkParams(name="digits-identity-verifier", architecture="digits-identity-net")
 
     @property
     def digits_config(self) -> DigitsDataConfig:
@@ -93,7 +99,8 @@ def load_params(path: Path) -> Params:
 
 def data_files(params: Params) -> dict[str, bytes]:
     """Every set file under data/ (what data.dvc tracks), by relative path; same params, same bytes."""
-    return build_restoration_sets(params.data_config) | build_digits_sets(params.digits_config)
+    return (build_restoration_sets(params.data_config) | build_digits_sets(params.digits_config)
+            | build_identity_sets(params.digits_config))
 
 
 def _read_set(data_root: Path, split: str, degradation: str) -> PairSet:
@@ -184,6 +191,53 @@ def train_base_generator(params: Params, data_root: Path, out_dir: Path, show_pr
     return metrics
 
 
+def train_identity_helper(section: str):
+    """A trainer for an identity network (instance discrimination on the train split); metrics: how much
+    closer augmented views of a test digit are to it than other test digits are (cosines)."""
+
+    def train(params: Params, data_root: Path, out_dir: Path, show_progress: bool = True) -> dict[str, float]:
+        from unlearning.identity import IdentityTrainConfig, augment, identity_similarity, train_identity_net
+
+        device, config = best_device(), getattr(params, section)
+        train_config = IdentityTrainConfig(**config.train)
+        torch.manual_seed(train_config.seed)
+        model = build_model(config.architecture, config.config)
+        train_set = _read_file(data_root / digits_set_path("train"), "train")
+        train_identity_net(model, train_set.inputs, train_config, device, show_progress)
+        registry.write_model_files(model.cpu(), config.architecture, out_dir)
+        test = _read_file(data_root / digits_set_path("test"), "test").inputs.reshape(-1, 1, 8, 8)
+        views = augment(test, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            metrics = {"test.view_similarity": float(identity_similarity(model, test, views).mean()),
+                       "test.other_similarity": float(identity_similarity(model, test, test.roll(1, dims=0)).mean())}
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        return metrics
+
+    return train
+
+
+def train_base_encoder(params: Params, data_root: Path, out_dir: Path, show_progress: bool = True,
+                       generator_dir: Path | None = None) -> dict[str, float]:
+    """Train the inversion encoder against the trained generator (models/digits-generator, the registered
+    base version); metrics: pixel MSE of G(E(x)) on the test split, which neither trained on."""
+    from unlearning.identity import EncoderTrainConfig, train_encoder
+
+    device, config = best_device(), params.encoder
+    train_config = EncoderTrainConfig(**config.train)
+    generator, _ = registry.read_model_files(generator_dir or out_dir.parent / params.generator.name)
+    torch.manual_seed(train_config.seed)
+    model = build_model(config.architecture, {**config.config, "w_dim": generator.config.w_dim})
+    train_set = _read_file(data_root / digits_set_path("train"), "train")
+    train_encoder(model, generator, train_set.inputs, train_config, device, show_progress)
+    registry.write_model_files(model.cpu(), config.architecture, out_dir)
+    test = _read_file(data_root / digits_set_path("test"), "test").inputs.reshape(-1, 1, 8, 8)
+    with torch.no_grad():
+        error = (generator.cpu().synthesis(model(test)) - test).pow(2).mean()
+    metrics = {"test.reconstruction_mse": float(error)}
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    return metrics
+
+
 # What each family's DVC `train*` stage reads: a base version's training data (its lineage).
 TRAINING_SETS = {
     "restorer": [f"data/{set_path('train', name)}" for name in DEGRADATIONS],
@@ -191,6 +245,9 @@ TRAINING_SETS = {
     "generator": [f"data/{digits_set_path('train')}"],
     "judge": [f"data/{digits_set_path('train')}"],
     "feature-network": [f"data/{digits_set_path('train')}"],
+    "encoder": [f"data/{digits_set_path('train')}"],
+    "identity-net": [f"data/{digits_set_path('train')}"],
+    "identity-verifier": [f"data/{digits_set_path('train')}"],
 }
 
 

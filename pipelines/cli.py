@@ -104,6 +104,9 @@ class Family(str, Enum):
     generator = "generator"
     judge = "judge"
     feature_network = "feature-network"
+    encoder = "encoder"
+    identity_net = "identity-net"
+    identity_verifier = "identity-verifier"
 
 
 def _family(family: Family):
@@ -116,6 +119,9 @@ def _family(family: Family):
         Family.generator: (base_model.train_base_generator, "generator"),
         Family.judge: (base_model.train_digits_helper("judge"), "judge"),
         Family.feature_network: (base_model.train_digits_helper("feature_network"), "feature_network"),
+        Family.encoder: (base_model.train_base_encoder, "encoder"),
+        Family.identity_net: (base_model.train_identity_helper("identity_net"), "identity_net"),
+        Family.identity_verifier: (base_model.train_identity_helper("identity_verifier"), "identity_verifier"),
     }[family]
 
 

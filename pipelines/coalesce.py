@@ -166,7 +166,7 @@ def _unlearn_and_verify(settings: Settings, members: list[Member]) -> SharedRun 
         original = pull_model_stage(settings, undecided[0].request)
     except INPUT_ERRORS:
         return None  # the model is refused for all of them: each is refused alone
-    kind = kinds.kind_of(original.model)
+    kind = kinds.kind_of(original.model, undecided[0].request.forget)
     if not kind.coalesces:
         return None  # e.g. generators: each request generates its own data; processed alone
     group = []

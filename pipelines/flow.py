@@ -207,7 +207,7 @@ def _process_request(settings: Settings, request_file: str, request_sha256: str,
         record.training_data = original.lineage.as_record() if original.lineage else None
 
         stage = enter_stage("check thresholds")
-        kind = kinds.kind_of(original.model)
+        kind = kinds.kind_of(original.model, request.forget)
         kind.check_request(request)  # refuse a forget form or thresholds meant for another kind, before any work
 
         stage = enter_stage("pull data")

@@ -136,3 +136,13 @@ class Generation(Task):
 
 
 GENERATION = Generation()
+
+
+class IdentityErasure(Generation):
+    """A generator that must stop producing one identity (GUIDE): its own kind of problem, so that the
+    feature-forgetting methods are refused for it and GUIDE for a feature."""
+
+    kind = "identity"
+
+
+IDENTITY = IdentityErasure()

@@ -92,7 +92,10 @@ class Figures:
 
 
 class ModelKind(ABC):
-    name: ClassVar[str]  # equals the architectures' task_kind
+    name: ClassVar[str]  # the kind's own name (the record's `unlearning.task`)
+    # The architectures' task_kind this kind serves; None: its name. Several kinds may serve one task_kind
+    # (a generator forgets a feature or an identity); the request's forget form picks among them.
+    serves: ClassVar[str | None] = None
     forget_form: ClassVar[type[ForgetTarget]]
     Thresholds: ClassVar[type[KindThresholds]]
     uses_retain: ClassVar[bool] = True  # whether a request for this kind names retain data
@@ -194,9 +197,23 @@ def kind_named(name: str) -> ModelKind:
     return KINDS[name]
 
 
-def kind_of(model: nn.Module) -> ModelKind:
-    """The plug-in for a model, from the kind its architecture declares."""
-    return kind_named(getattr(model, "task_kind", None) or type(model).__name__)
+def served_task_kind(kind: ModelKind) -> str:
+    return kind.serves or kind.name
+
+
+def kind_of(model: nn.Module, forget: ForgetTarget | None = None) -> ModelKind:
+    """The plug-in for a model: among the kinds serving the task_kind its architecture declares, the one
+    whose forget form the request's `forget` is; else the primary kind (named like the task_kind), whose
+    `check_request` then names the mismatch."""
+    task_kind = getattr(model, "task_kind", None) or type(model).__name__
+    serving = [kind for kind in KINDS.values() if served_task_kind(kind) == task_kind]
+    if not serving:
+        raise UnknownKindError(f"unknown kind of model {task_kind!r}; known: {sorted({served_task_kind(k) for k in KINDS.values()})}")
+    if forget is not None:
+        matching = next((kind for kind in serving if isinstance(forget, kind.forget_form)), None)
+        if matching is not None:
+            return matching
+    return next((kind for kind in serving if kind.name == task_kind), serving[0])
 
 
 # Records written before kinds were named in them (schema < 2.1) all came from restorers.

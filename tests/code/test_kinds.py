@@ -31,6 +31,36 @@ def test_the_kind_comes_from_the_architecture(architecture, config, kind):
     assert kind_of(build_model(architecture, config)).name == kind
 
 
+def _example(name: str):
+    return parse_request((PROJECT_ROOT / "requests/examples" / name).read_text())
+
+
+@pytest.mark.parametrize("example, kind", [
+    ("forget-digit-seven-generator.yaml", "generation"),
+    ("forget-identity.yaml", "identity"),
+])
+def test_a_generator_has_two_kinds_and_the_forget_form_picks_one(example, kind):
+    request = _example(example)
+    chosen = kind_of(build_model("digits-gan", {}), request.forget)
+    assert chosen.name == kind
+    chosen.check_request(request)
+
+
+def test_a_forget_form_no_kind_of_the_model_serves_falls_back_to_the_primary_kind_which_names_it():
+    request = _example("forget-haze.yaml")  # data files: a restorer's form
+    chosen = kind_of(build_model("digits-gan", {}), request.forget)
+    assert chosen.name == "generation"
+    with pytest.raises(KindError, match="generation model, which forgets a generator's feature"):
+        chosen.check_request(request)
+
+
+def test_a_kind_serving_another_kinds_architectures_is_not_picked_for_other_models():
+    identity = _example("forget-identity.yaml")
+    assert kind_of(build_model("digits-mlp", {"hidden": 8, "depth": 1}), identity.forget).name == "classification"
+    with pytest.raises(KindError, match="one identity's image"):
+        kind_of(build_model("digits-mlp", {"hidden": 8, "depth": 1}), identity.forget).check_request(identity)
+
+
 class _Text(ForgetTarget):
     form_key = "sentences"
     form_summary = "sentences of a language model"

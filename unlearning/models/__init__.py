@@ -10,6 +10,7 @@ from torch import nn
 from unlearning.models.classifier import ClassifierConfig, DigitsClassifier
 from unlearning.models.digits_cnn import DigitsFeatureNet, DigitsJudge, FeatureNetConfig, JudgeConfig
 from unlearning.models.gan import DigitsGAN, GanConfig
+from unlearning.models.identity import EncoderConfig, IdentityNet, IdentityNetConfig, InversionEncoder
 from unlearning.models.restorer import Restorer, RestorerConfig
 
 ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
@@ -18,6 +19,8 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
     "digits-gan": (DigitsGAN, GanConfig),
     "digits-judge-cnn": (DigitsJudge, JudgeConfig),
     "digits-feature-net": (DigitsFeatureNet, FeatureNetConfig),
+    "digits-gan-encoder": (InversionEncoder, EncoderConfig),
+    "digits-identity-net": (IdentityNet, IdentityNetConfig),
 }
 
 

@@ -67,13 +67,20 @@ class Synthesis(nn.Module):
         self.activation = nn.LeakyReLU(0.2)
         self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
 
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
+    def features(self, w: torch.Tensor) -> torch.Tensor:
+        """The last feature map before `to_image`, N x channels x 8 x 8 (GUIDE's feature loss compares
+        these, as the paper's compares EG3D's triplanes, the representation before rendering)."""
         x = self.activation(self.initial(w)).reshape(-1, self.channels, 4, 4)
         x = self.activation(self.convs[0](x))
         x = self.upsample(x)
         x = self.activation(self.convs[1](x))
-        x = self.activation(self.convs[2](x))
-        return torch.sigmoid(self.to_image(x))
+        return self.activation(self.convs[2](x))
+
+    def render(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.to_image(features))
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return self.render(self.features(w))
 
 
 class Discriminator(nn.Module):
