@@ -97,7 +97,7 @@ if has pydantic; then
     [ -n "$md" ] && cat "$md" >>"$SUMMARY"
 fi
 if has pydantic; then
-    if [ "$device" = cuda ]; then plateau_args=(); else plateau_args=(--steps 40 --check-every 20); fi
+    if [ "$device" = cuda ]; then plateau_args=(); else plateau_args=(--steps 40 --check-every 20 --unlearning-steps 20); fi
     timeout 200 "$PY" -m bench.plateau --device "$device" "${plateau_args[@]}" --out "$OUT/plateau-$device" 2>&1 | tail -12
     code=${PIPESTATUS[0]}; [ "$code" = 0 ] || status=1
     echo -e "\n- bench.plateau ${plateau_args[*]}: exit $code" >>"$SUMMARY"

@@ -10,6 +10,12 @@ retrained reference on noise+rain, each for `--steps` balanced steps, with held-
 base; "equal forgetting" = haze PSNR within 0.5 dB of the retrained model's, "retention" = noise and rain
 within 0.3 dB of the original's (the demo request's threshold). cost = method seconds / retrain seconds, in
 this one run (evaluation time excluded from both). Writes bench/results/plateau.{md,json}.
+
+The sweep: each method runs `--unlearning-steps` steps at each learning rate of SWEEP_RATES, scored on the
+held-out sets at 1/8, 2/8, ... of the way. The unlearning loop has a constant learning rate and draws its
+batches from a seeded generator, so the model at step k of a longer run is exactly the model a k-step run
+makes; its cost is the run's seconds up to step k, less the time spent scoring. The cheapest checkpoint that
+meets both checks is each method's cost at equal forgetting.
 """
 
 from __future__ import annotations
@@ -35,14 +41,48 @@ from unlearning.train import TrainConfig, train_restorer
 DEVICE = torch.device("cpu")  # main() sets it from --device
 RESULTS = Path(__file__).parent / "results"
 KEPT, FORGOTTEN = ("noise", "rain"), "haze"
-DEMO_UNLEARNING = dict(steps=200, learning_rate=1e-4)
+DEMO_LEARNING_RATE = 1e-4
+SWEEP_RATES = (1e-4, 3e-4)
+FORGET_WITHIN_DB, RETAIN_DROP_DB = 0.5, 0.3
+# label: (method, params besides steps and learning rate, with retain data)
 METHODS = {
-    "gradient_ascent (demo request)": ("gradient_ascent", {**DEMO_UNLEARNING, "bound": "do_nothing", "retain_weight": 1.0}, True),
-    "finetune": ("finetune", DEMO_UNLEARNING, True),
-    "salun": ("salun", DEMO_UNLEARNING, True),
-    "adversarial_ga(forget,pgd)": ("adversarial_ga", DEMO_UNLEARNING, True),
-    "adversarial_ga(forget,pgd), no retain data": ("adversarial_ga", DEMO_UNLEARNING, False),
+    "gradient_ascent (demo request)": ("gradient_ascent", {"bound": "do_nothing", "retain_weight": 1.0}, True),
+    "finetune": ("finetune", {}, True),
+    "salun (mask 0.5)": ("salun", {"mask_fraction": 0.5}, True),
+    "salun (mask 0.1)": ("salun", {"mask_fraction": 0.1}, True),
+    "adversarial_ga(forget,pgd)": ("adversarial_ga", {}, True),
+    "adversarial_ga(forget,pgd), no retain data": ("adversarial_ga", {}, False),
 }
+
+
+def checkpoints(steps: int) -> list[int]:
+    return sorted({max(1, steps * k // 8) for k in (1, 2, 3, 4, 5, 6, 8)})
+
+
+def sweep_run(name, params, problem, steps, learning_rate, score, seconds_of_retrain, judge):
+    """One run of `steps` steps, scored at each checkpoint: [{step, seconds, cost, psnrs, forgets, retains}]."""
+    method = create_method(name, {**params, "steps": steps, "learning_rate": learning_rate, "seed": 0})
+    marks, rows, scoring = set(checkpoints(steps)), [], [0.0]
+    started = time.perf_counter()
+    stop_rule = method.should_stop
+
+    def score_at_checkpoints(problem_) -> bool:
+        step = method.step + 1
+        if step in marks:
+            if DEVICE.type == "cuda":
+                torch.cuda.synchronize(DEVICE)
+            seconds = time.perf_counter() - started - scoring[0]
+            began = time.perf_counter()
+            psnrs = score(problem_.model.eval())  # the loop switches back to train mode after a stop rule
+            scoring[0] += time.perf_counter() - began
+            rows.append({"step": step, "seconds": seconds, "cost": seconds / seconds_of_retrain, **psnrs, **judge(psnrs)})
+        return stop_rule(problem_)
+
+    method.should_stop = score_at_checkpoints
+    method.run(problem, show_progress=False)
+    mask = getattr(method, "mask", None)
+    share = None if mask is None else sum(m.sum().item() for m in mask.values()) / sum(m.numel() for m in mask.values())
+    return rows, share
 
 
 def main() -> None:
@@ -51,6 +91,7 @@ def main() -> None:
     parser.add_argument("--check-every", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=RESULTS / "plateau")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (falls back to cpu, saying so)")
+    parser.add_argument("--unlearning-steps", type=int, default=200, help="the longest unlearning run of the sweep")
     args = parser.parse_args()
     global DEVICE
     DEVICE = torch.device(args.device)
@@ -91,20 +132,22 @@ def main() -> None:
     print(f"retrained: {retrain_seconds:.0f} s, {retrain_curve[-1]}", flush=True)
     before, reference = original_curve[-1], retrain_curve[-1]
     retain = concat([pairs("train", n) for n in KEPT], "retain")
-    rows = []
+
+    def judge(after):
+        return {"forgets": abs(after[FORGOTTEN] - reference[FORGOTTEN]) <= FORGET_WITHIN_DB,
+                "retains": all(before[n] - after[n] <= RETAIN_DROP_DB for n in KEPT)}
+
+    sweep = []
     for label, (name, params, with_retain) in METHODS.items():
-        model = copy.deepcopy(original)
-        torch.manual_seed(0)
-        problem = UnlearningProblem(model, pairs("train", FORGOTTEN), retain if with_retain else None, DEVICE)
-        outcome = create_method(name, {**params, "seed": 0}).run(problem, show_progress=False)
-        after = psnrs(model)
-        rows.append({
-            "method": label, **after, "seconds": outcome.seconds, "steps": outcome.steps,
-            "cost": outcome.seconds / retrain_seconds,
-            "forgets": abs(after[FORGOTTEN] - reference[FORGOTTEN]) <= 0.5,
-            "retains": all(before[n] - after[n] <= 0.3 for n in KEPT),
-        })
-        print(f"{label}: {rows[-1]}", flush=True)
+        for learning_rate in SWEEP_RATES:
+            problem = UnlearningProblem(copy.deepcopy(original), pairs("train", FORGOTTEN), retain if with_retain else None, DEVICE)
+            torch.manual_seed(0)
+            points, share = sweep_run(name, params, problem, args.unlearning_steps, learning_rate, psnrs, retrain_seconds, judge)
+            meeting = [point for point in points if point["forgets"] and point["retains"]]
+            sweep.append({"method": label, "learning_rate": learning_rate, "mask_share": share, "points": points,
+                          "cheapest_meeting_both": meeting[0] if meeting else None})
+            print(f"{label} lr {learning_rate:g}: {points[-1]}; cheapest meeting both: {sweep[-1]['cheapest_meeting_both']}", flush=True)
+    rows = [{"method": run["method"], **run["points"][-1]} for run in sweep if run["learning_rate"] == DEMO_LEARNING_RATE]
     haze_input = score_restoration(original, pairs("eval", FORGOTTEN), DEVICE).input_psnr
     machine = f"{platform.processor() or platform.machine()}, 1 torch thread of {os.cpu_count()} cores, torch {torch.__version__}"
     if DEVICE.type == "cuda":
@@ -121,7 +164,7 @@ def main() -> None:
         lines.append(f"| {a['step']} | {a['noise']:.2f} | {a['rain']:.2f} | {a['haze']:.2f} | {b['noise']:.2f} | {b['rain']:.2f} | {b['haze']:.2f} |")
     lines += [
         "", f"Training seconds: original {original_seconds:.0f}, retrained {retrain_seconds:.0f}.", "",
-        "## Methods on the plateaued base (200 steps, lr 1e-4)", "",
+        f"## Methods on the plateaued base ({args.unlearning_steps} steps, lr {DEMO_LEARNING_RATE:g})", "",
         "| method | haze | noise | rain | forgets (±0.5 dB of retrain) | retains (≤0.3 dB drop) | seconds | cost (× retrain) |",
         "|---|---|---|---|---|---|---|---|",
         f"| original | {before['haze']:.2f} | {before['noise']:.2f} | {before['rain']:.2f} | | | {original_seconds:.0f} | |",
@@ -130,12 +173,35 @@ def main() -> None:
     for row in rows:
         lines.append(f"| {row['method']} | {row['haze']:.2f} | {row['noise']:.2f} | {row['rain']:.2f} | "
                      f"{'yes' if row['forgets'] else 'no'} | {'yes' if row['retains'] else 'no'} | {row['seconds']:.1f} | {row['cost']:.3f} |")
+    lines += [
+        "", f"## Sweep: the cheapest checkpoint that meets both checks (steps {checkpoints(args.unlearning_steps)}, "
+        f"learning rates {', '.join(f'{r:g}' for r in SWEEP_RATES)})", "",
+        "| method | lr | mask share | cheapest step meeting both | haze | noise | rain | seconds | cost (× retrain) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in sweep:
+        best, share = run["cheapest_meeting_both"], "" if run["mask_share"] is None else f"{run['mask_share']:.3f}"
+        if best is None:
+            last = run["points"][-1]
+            why = "forgets" if not last["forgets"] else "retains"
+            lines.append(f"| {run['method']} | {run['learning_rate']:g} | {share} | none (at {last['step']}: fails {why}) | "
+                         f"{last['haze']:.2f} | {last['noise']:.2f} | {last['rain']:.2f} | {last['seconds']:.1f} | {last['cost']:.3f} |")
+        else:
+            lines.append(f"| {run['method']} | {run['learning_rate']:g} | {share} | {best['step']} | {best['haze']:.2f} | "
+                         f"{best['noise']:.2f} | {best['rain']:.2f} | {best['seconds']:.1f} | **{best['cost']:.3f}** |")
+    winners = [(run["cheapest_meeting_both"]["cost"], run) for run in sweep if run["cheapest_meeting_both"]]
+    if winners:
+        cost, run = min(winners, key=lambda pair: pair[0])
+        lines += ["", f"**Best: {run['method']} at lr {run['learning_rate']:g}, {run['cheapest_meeting_both']['step']} steps: "
+                  f"{cost:.3f}x the retrain** (target <= 0.05x)."]
+    else:
+        lines += ["", "**No method meets both checks at any checkpoint of the sweep.**"]
     table = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(table)
     args.out.with_suffix(".json").write_text(json.dumps({
         "machine": machine, "steps": args.steps, "original_seconds": original_seconds, "retrain_seconds": retrain_seconds,
-        "original_curve": original_curve, "retrain_curve": retrain_curve, "methods": rows}, indent=1) + "\n")
+        "original_curve": original_curve, "retrain_curve": retrain_curve, "methods": rows, "sweep": sweep}, indent=1) + "\n")
     print(table)
 
 

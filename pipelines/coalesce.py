@@ -28,9 +28,10 @@ from typing import Any
 
 import torch
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 from prefect.transactions import transaction
 
-from pipelines import datastore, kinds, locks, recovery, registry
+from pipelines import datastore, kinds, locks, recovery, registry, validation
 from pipelines.audit import AuditRecord, now, read_record
 from pipelines.audit.publish import publish_prefect_artifacts
 from pipelines.audit.record import Coalesced
@@ -39,19 +40,18 @@ from pipelines.flow import (
     audit_stage,
     erase_training_data,
     export_stage,
-    log_method,
-    log_metrics,
+    method_params,
     promote_stage,
     pull_data_stage,
     pull_model_stage,
     record_assessment,
     record_data,
+    record_metrics,
     record_request,
     record_unlearning,
     register_stage,
     summarize,
     unlearn,
-    validate_stage,
     verify_stage,
 )
 from pipelines.kinds import Assessment, ModelKind
@@ -113,6 +113,14 @@ def unlearn_group_stage(requests: list[DeletionRequest], original: registry.Regi
     return unlearn(requests[0], original, datas, device, kind)
 
 
+@task(name="validate forget sets (coalesced)", cache_policy=NO_CACHE)
+def validate_group_stage(members: list[Member], original: registry.RegisteredModel, kind: ModelKind) -> list:
+    """Each member's validation summary, or the error that refuses it, from one GX run on their union when
+    it passes (pipelines/validation.py: validate_forget_sets)."""
+    forget_sets = [kind.forget_set(m.request, m.data, original.model) for m in members]
+    return validation.validate_forget_sets(forget_sets)
+
+
 @dataclass
 class SharedRun:
     """A group that unlearned together and passed every member's checks, ready to register and promote."""
@@ -169,16 +177,22 @@ def _unlearn_and_verify(settings: Settings, members: list[Member]) -> SharedRun 
     kind = kinds.kind_of(original.model, undecided[0].request.forget)
     if not kind.coalesces:
         return None  # e.g. generators: each request generates its own data; processed alone
-    group = []
+    pulled = []
     with datastore.shared_reads():  # the members' shared files (retain, evaluation sets) are read once
         for member in undecided:
             try:
                 kind.check_request(member.request)
                 member.data = pull_data_stage(settings, member.request, original, kind)
-                member.validation = validate_stage(member.request, member.data, original, kind).as_record()
-                group.append(member)
+                pulled.append(member)
             except INPUT_ERRORS as error:
                 logger.info("request %s set aside, to be refused alone: %s", member.request.request_id, error)
+    group = []
+    for member, summary in zip(pulled, validate_group_stage(pulled, original, kind)):
+        if isinstance(summary, Exception):
+            logger.info("request %s set aside, to be refused alone: %s", member.request.request_id, summary)
+            continue
+        member.validation = summary.as_record()
+        group.append(member)
     if len(group) < 2:
         return None
     device = best_device()
@@ -263,7 +277,8 @@ def _record(member: Member, shared: SharedRun, assessment: Assessment, coalesced
 
 
 def _log_run(settings: Settings, run_id: str, method, record: AuditRecord) -> None:
-    mlflow_client = registry.client(settings)
-    mlflow_client.log_param(run_id, "method", method.name)
-    log_method(mlflow_client, run_id, method)
-    log_metrics(mlflow_client, run_id, record)
+    """The deletion flow's params and metrics for this member's audit run, in one MLflow call."""
+    from mlflow.entities import Param
+
+    params = [Param("method", method.name), *method_params(method)]
+    registry.client(settings).log_batch(run_id, params=params, metrics=record_metrics(record))

@@ -349,20 +349,30 @@ def record_assessment(record: AuditRecord, assessment: Assessment) -> None:
 
 # One MLflow call each, not one per value (each is a registry round trip / sqlite transaction).
 def log_method(mlflow_client, run_id: str, method) -> None:
-    from mlflow.entities import Param
-
-    params = [Param(f"method.{key}", str(value)) for key, value in method.params.model_dump().items()]
+    params = method_params(method)
     if params:
         mlflow_client.log_batch(run_id, params=params)
 
 
 def log_metrics(mlflow_client, run_id: str, record: AuditRecord) -> None:
+    metrics = record_metrics(record)
+    if metrics:
+        mlflow_client.log_batch(run_id, metrics=metrics)
+
+
+def method_params(method) -> list:
+    """The method's params as MLflow `Param`s (`method.<name>`)."""
+    from mlflow.entities import Param
+
+    return [Param(f"method.{key}", str(value)) for key, value in method.params.model_dump().items()]
+
+
+def record_metrics(record: AuditRecord) -> list:
+    """The record's evidence values as MLflow `Metric`s, one timestamp for all."""
     from mlflow.entities import Metric
 
     timestamp = int(time.time() * 1000)
-    metrics = [Metric(evidence.name, evidence.value, timestamp, 0) for evidence in record.metrics]
-    if metrics:
-        mlflow_client.log_batch(run_id, metrics=metrics)
+    return [Metric(evidence.name, evidence.value, timestamp, 0) for evidence in record.metrics]
 
 
 def reused_id(replayed: dict, previous: AuditRecord, request_sha256: str) -> dict:

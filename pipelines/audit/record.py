@@ -7,6 +7,7 @@ The stored form is `canonical_bytes(record)`: its sha256 is what the hash chain 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import subprocess
@@ -217,6 +218,13 @@ def code_version() -> str:
 
 
 def package_versions() -> dict[str, str]:
+    return dict(_imported_package_versions())
+
+
+# Read once per process (the metadata scan cost ~8 ms a record): an upgrade on disk while a worker runs
+# does not change the code it has already imported, which is what its records must name.
+@functools.lru_cache(maxsize=1)
+def _imported_package_versions() -> dict[str, str]:
     versions = {}
     for package in TRACKED_PACKAGES:
         try:

@@ -43,11 +43,14 @@ def apply_privacy(record: AuditRecord) -> None:
         record.verdict["reasons"] = [reason.replace(name, hidden) for reason in record.verdict.get("reasons", [])]
 
 
-def _log_text(mlflow_client, run_id: str, artifact_path: str, content: bytes) -> None:
+def _log_texts(mlflow_client, run_id: str, contents: dict[str, bytes]) -> None:
+    """Upload `contents` ({artifact path: bytes}) to run `run_id` in one artifact call."""
     with tempfile.TemporaryDirectory() as scratch:
-        staged = Path(scratch) / Path(artifact_path).name
-        staged.write_bytes(content)
-        mlflow_client.log_artifact(run_id, str(staged), str(Path(artifact_path).parent))
+        for artifact_path, content in contents.items():
+            staged = Path(scratch) / artifact_path
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            staged.write_bytes(content)
+        mlflow_client.log_artifacts(run_id, scratch)
 
 
 def _model_exists(mlflow_client, name: str | None) -> bool:
@@ -101,7 +104,7 @@ def write_record(settings: Settings, record: AuditRecord) -> Path:
                 chain_module.TAG_RECORD_SHA: digest,
                 chain_module.TAG_SEQUENCE: str(sequence),
             }.items()])
-            _log_text(mlflow_client, run_id, RECORD_ARTIFACT, document)
+            artifacts = {RECORD_ARTIFACT: document}
             if record.status == "passed" and record.model.promoted and record.model.version_after:
                 attestation = signing.attest(
                     key,
@@ -115,9 +118,10 @@ def write_record(settings: Settings, record: AuditRecord) -> Path:
                 )
                 attestation_bytes = (json.dumps(attestation, indent=2, sort_keys=True) + "\n").encode()
                 attestation_digest = hashlib.sha256(attestation_bytes).hexdigest()
-                _log_text(mlflow_client, run_id, signing.ATTESTATION_ARTIFACT, attestation_bytes)
                 envelope = signing.dsse_envelope(key, attestation["statement"])
-                _log_text(mlflow_client, run_id, signing.DSSE_ARTIFACT, (json.dumps(envelope, indent=2) + "\n").encode())
+                artifacts[signing.ATTESTATION_ARTIFACT] = attestation_bytes
+                artifacts[signing.DSSE_ARTIFACT] = (json.dumps(envelope, indent=2) + "\n").encode()
+            _log_texts(mlflow_client, run_id, artifacts)
 
         if not retried:
             ledger.append(
@@ -141,7 +145,7 @@ def write_record(settings: Settings, record: AuditRecord) -> Path:
         checkpoint_module.local_checkpoint_path(settings, chain).write_bytes(checkpoint_document)
 
         if mlflow_client is not None:
-            _log_text(mlflow_client, record.mlflow_run_id, checkpoint_module.CHECKPOINT_ARTIFACT, checkpoint_document)
+            _log_texts(mlflow_client, record.mlflow_run_id, {checkpoint_module.CHECKPOINT_ARTIFACT: checkpoint_document})
             if _model_exists(mlflow_client, record.model.name):
                 for tag, value in chain_module.head_tags(ledger).items():
                     mlflow_client.set_registered_model_tag(record.model.name, tag, value)

@@ -7,7 +7,7 @@ branches on the name:
     forget_form    the shape of the request's `forget:` section (data files, a generator's feature, ...)
     Thresholds     the request's pass criteria for this kind (pydantic, unknown names refused)
     pull_data      what the request's data is, read from DVC (or generated), decoded once
-    validate       Great Expectations on the forget data
+    forget_set     the forget data and the schema it must meet (validated by Great Expectations)
     problem        the unlearning problem handed to the method (unlearning/)
     assess         scores before/after, the verdict and its evidence
     export_inputs  example inputs for the ONNX export and its parity check
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from pipelines.registry import RegisteredModel
     from pipelines.request import DeletionRequest
     from pipelines.settings import Settings
-    from pipelines.validation import ValidationSummary
+    from pipelines.validation import ForgetSet, ValidationSummary
     from unlearning.methods import UnlearningMethod, UnlearningProblem
 
 
@@ -139,9 +139,16 @@ class ModelKind(ABC):
         """Audit record fields: forget_data, retain_data, evaluation_data (hashes and counts, no content)."""
 
     @abstractmethod
+    def forget_set(self, request: DeletionRequest, data: Any, model: nn.Module) -> ForgetSet:
+        """The forget examples and the schema they must meet to be what `model` takes (see `validate`)."""
+
     def validate(self, request: DeletionRequest, data: Any, model: nn.Module) -> ValidationSummary:
         """Great Expectations on the forget data, against what `model` takes; raises ForgetSetValidationError
         naming each failure."""
+        from pipelines.validation import validate_forget_set
+
+        forget_set = self.forget_set(request, data, model)
+        return validate_forget_set(forget_set.inputs, forget_set.targets, forget_set.schema, forget_set.evaluation_inputs)
 
     @abstractmethod
     def forget_examples(self, data: Any) -> int:

@@ -43,10 +43,10 @@ class ClassificationKind(FileKind):
     name = "classification"
     Thresholds = ClassificationRequestThresholds
 
-    def validate(self, request, data: FileData, model) -> validation.ValidationSummary:
+    def forget_set(self, request, data: FileData, model) -> validation.ForgetSet:
         evaluation = data.forgotten_evaluation.arrays
         classes = self.task(model).classes
-        return validation.validate_forget_set(
+        return validation.ForgetSet(
             data.forget.arrays["inputs"], data.forget.arrays["targets"],
             validation.SetSchema.like(evaluation, target_range=(0.0, float(classes - 1))),
             evaluation_inputs=evaluation["inputs"],

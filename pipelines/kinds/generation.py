@@ -191,7 +191,7 @@ class GenerationKind(ModelKind):
         positives = {"source": "generated", "examples": len(data.positives), "sha256": _tensor_sha256(data.positives.inputs)}
         return {"forget_data": forget, "retain_data": [positives], "evaluation_data": [evaluation]}
 
-    def validate(self, request, data: GenerationData, model) -> validation.ValidationSummary:
+    def forget_set(self, request, data: GenerationData, model) -> validation.ForgetSet:
         inputs = data.negatives.inputs.numpy()
         targets = data.negatives.targets.numpy()
         schema = validation.SetSchema(
@@ -199,7 +199,7 @@ class GenerationKind(ModelKind):
             target_range=(float(data.forget_class), float(data.forget_class)),
         )
         real_inputs = data.real.arrays["inputs"].reshape(-1, 1, 8, 8).astype("float32")
-        return validation.validate_forget_set(inputs, targets, schema, evaluation_inputs=real_inputs)
+        return validation.ForgetSet(inputs, targets, schema, evaluation_inputs=real_inputs)
 
     def forget_examples(self, data: GenerationData) -> int:
         return len(data.negatives)

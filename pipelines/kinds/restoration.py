@@ -30,9 +30,9 @@ class RestorationKind(FileKind):
     name = "restoration"
     Thresholds = RestorationRequestThresholds
 
-    def validate(self, request, data: FileData, model) -> validation.ValidationSummary:
+    def forget_set(self, request, data: FileData, model) -> validation.ForgetSet:
         evaluation = data.forgotten_evaluation.arrays
-        return validation.validate_forget_set(
+        return validation.ForgetSet(
             data.forget.arrays["inputs"], data.forget.arrays["targets"], validation.SetSchema.like(evaluation),
             evaluation_inputs=evaluation["inputs"],
         )

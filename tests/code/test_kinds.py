@@ -80,7 +80,7 @@ def test_a_new_kind_with_its_own_forget_form_and_thresholds_needs_no_other_modul
         forget_form = _Text
         Thresholds = _LanguageThresholds
         uses_retain = False
-        pull_data = provenance = validate = forget_examples = problem = assess = export_inputs = None
+        pull_data = provenance = forget_set = forget_examples = problem = assess = export_inputs = None
 
     kinds_base.register_kind(LanguageKind)
     try:

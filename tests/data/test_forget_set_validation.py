@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from pipelines.validation import ForgetSetValidationError, SetSchema, validate_forget_set
+from pipelines.validation import (
+    ForgetSet,
+    ForgetSetValidationError,
+    SetSchema,
+    ValidationSummary,
+    validate_forget_set,
+    validate_forget_sets,
+)
 from unlearning.data.pairs import decode_arrays
 from unlearning.data.digits import DigitsDataConfig, build_digits_sets, class_set_path
 from unlearning.data.restoration import set_path
@@ -92,3 +99,40 @@ def test_broken_classifier_data_is_refused(digit_sets, corrupt, expectation):
     inputs, targets = corrupt(forget["inputs"], forget["targets"])
     with pytest.raises(ForgetSetValidationError, match=expectation):
         validate_forget_set(inputs, targets, schema, evaluation["inputs"])
+
+
+def forget_set(inputs, targets, evaluation):
+    return ForgetSet(inputs, targets, SetSchema.like(evaluation), evaluation["inputs"])
+
+
+def test_sets_validated_together_get_the_summary_each_gets_alone(sets):
+    forget, evaluation = sets
+    parts = [forget_set(forget["inputs"][n::3], forget["targets"][n::3], evaluation) for n in range(3)]
+    together = validate_forget_sets(parts)
+    alone = [validate_forget_set(p.inputs, p.targets, p.schema, p.evaluation_inputs) for p in parts]
+    assert [(s.success, s.evaluated, s.failures) for s in together] == [(s.success, s.evaluated, s.failures) for s in alone]
+    assert [s.forget_sets_in_run for s in together] == [3, 3, 3]
+    assert together[0].as_record()["forget_sets_in_run"] == 3 and "forget_sets_in_run" not in alone[0].as_record()
+
+
+def test_a_broken_set_among_others_is_refused_alone_with_its_own_failures(sets):
+    forget, evaluation = sets
+    inputs, targets = forget["inputs"], forget["targets"]
+    nan = np.where(np.arange(inputs[:4].size).reshape(inputs[:4].shape) == 5, np.nan, inputs[:4].astype(np.float32))
+    parts = [
+        forget_set(inputs[4:8], targets[4:8], evaluation),
+        forget_set(nan, targets[:4], evaluation),
+        forget_set(inputs[:0], targets[:0], evaluation),  # empty: passes the union's row-wise checks, not its own
+        forget_set(inputs[8:12], targets[8:12], evaluation),
+    ]
+    outcomes = validate_forget_sets(parts)
+    assert [type(o).__name__ for o in outcomes] == ["ValidationSummary", "ForgetSetValidationError", "ForgetSetValidationError", "ValidationSummary"]
+    assert "column=nonfinite_count" in str(outcomes[1]) and "column=dtype" in str(outcomes[1])
+    assert "expect_table_row_count_to_be_between" in str(outcomes[2]) and "nonfinite" not in str(outcomes[2])
+    assert outcomes[0].success and outcomes[3].success
+
+
+def test_sets_that_repeat_each_others_examples_each_pass_alone(sets):
+    forget, evaluation = sets
+    same = forget_set(forget["inputs"][:4], forget["targets"][:4], evaluation)
+    assert all(isinstance(o, ValidationSummary) and o.forget_sets_in_run == 1 for o in validate_forget_sets([same, same]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 
@@ -64,3 +65,30 @@ def test_three_requests_for_one_model_are_unlearned_in_one_run_and_promoted_once
     assert [entry.request_id for entry in ledger] == [*group, "req-group-bad"]
     report = verify_trail(settings, model=model)
     assert report.ok, [str(problem) for problem in report.problems]
+
+
+def test_a_member_whose_forget_set_fails_validation_is_refused_alone_and_the_rest_share_one_run(world, tiny_world, tmp_path):
+    model = "validated-restorer"
+    register_model(model, tiny_world.fresh_model(), tmp_path / "base")
+    haze, _ = decode_arrays(tiny_world.files[set_path("train", "haze")], "haze")
+    evaluation, _ = decode_arrays(tiny_world.files[set_path("eval", "haze")], "haze")
+    shards = {f"restoration/train/haze-part-{n}.safetensors": {k: v[n::3] for k, v in haze.items()} for n in range(2)}
+    # The third member's forget set also holds 3 held-out evaluation examples: Great Expectations refuses it.
+    shards["restoration/train/haze-part-leaky.safetensors"] = {k: np.concatenate([v[2::3], evaluation[k][:3]]) for k, v in haze.items()}
+    rev = commit_data(world, {path: encode_arrays(arrays, {"task": "restoration"}) for path, arrays in shards.items()}, "parts")
+    pending = tmp_path / "inbox" / "pending"
+    pending.mkdir(parents=True)
+    for request_id, part in (("req-part-0", "0"), ("req-part-leaky", "leaky"), ("req-part-1", "1")):
+        quick_request(pending, request_id, model, forget__path=f"data/restoration/train/haze-part-{part}.safetensors", forget__rev=rev)
+
+    outcomes = {o["request_id"]: o for o in inbox_flow(str(tmp_path / "inbox"))}
+
+    settings = load_settings()
+    good = [read_record(settings, r) for r in ("req-part-0", "req-part-1")]
+    assert [outcomes[r.request_id]["status"] for r in good] == ["passed", "passed"], outcomes
+    assert all(r.coalesced is not None and r.coalesced.requests == ["req-part-0", "req-part-1"] for r in good)
+    assert all(r.validation["success"] and not r.validation["failures"] for r in good)
+    leaky = read_record(settings, "req-part-leaky")
+    assert outcomes["req-part-leaky"]["status"] == "rejected" and leaky.failed_stage == "validate" and leaky.coalesced is None
+    assert "not_be_in_set(column=input_sha256): unexpected 3" in leaky.error
+    assert champion(model) == "2"
