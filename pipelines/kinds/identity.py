@@ -183,11 +183,11 @@ class IdentityKind(ModelKind):
         ]
         return {"forget_data": forget, "retain_data": [], "evaluation_data": evaluation}
 
-    def validate(self, request, data: IdentityData, model) -> validation.ValidationSummary:
+    def forget_set(self, request, data: IdentityData, model) -> validation.ForgetSet:
         schema = validation.SetSchema(input_shape="1x8x8", target_shape="scalar", dtype="float32/float32",
                                       input_range=(0.0, 1.0), target_range=(0.0, 9.0))
-        return validation.validate_forget_set(data.image.numpy(), torch.tensor([float(data.identity_class)]).numpy(),
-                                              schema, evaluation_inputs=data.other_images.numpy())
+        return validation.ForgetSet(data.image.numpy(), torch.tensor([float(data.identity_class)]).numpy(),
+                                    schema, evaluation_inputs=data.other_images.numpy())
 
     def forget_examples(self, data: IdentityData) -> int:
         return 1
