@@ -8,6 +8,7 @@ export all read the decoded sets.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import torch
 from pydantic import Field, model_validator
 
 from pipelines import datastore, lineage
-from pipelines.commitment import IdListError, commit_ids, key_id, new_salt, parse_id_list
+from pipelines.commitment import IdListError, commit_ids, commitment_key, key_id, new_salt, parse_id_list
 from pipelines.datastore import FetchedFile
 from pipelines.kinds.base import ForgetTarget, ModelKind, Strict
 from pipelines.retain import retain_without_forget
@@ -201,8 +202,11 @@ def _select_records(settings, request, target: ForgetFiles, trained_on, rev: str
     arrays = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
     subset = encode_arrays(arrays, {"selection": "records"})
     first = read(set_paths[0]).fetched
+    # Keyed, not a plain sha256: anyone holding the training data could otherwise hash the subset of a
+    # guessed id list and compare. (It only keys the persisted unlearn result, which must survive a rerun.)
+    digest = hmac.new(commitment_key(settings), b"erasure-record-subset-v1\n" + subset, hashlib.sha256).hexdigest()
     fetched = FetchedFile(path="records", rev=rev, commit=first.commit, dvc_md5="",
-                          sha256=hashlib.sha256(subset).hexdigest(), size_bytes=len(subset), content=b"")
+                          sha256=digest, size_bytes=len(subset), content=b"")
     salt = new_salt()
     records = {**source, "count": len(first_place), "commitment": commit_ids(settings, first_place, salt),
                "salt": salt, "key_id": key_id(settings), "algorithm": "HMAC-SHA256(key, salt, sorted ids)",
