@@ -295,8 +295,16 @@ def erase_training_data(settings: Settings, records: list[AuditRecord], datas: l
     examples = [kind.erasable_examples(data) for data in datas]
     reason = erasure_skip_reason(settings, original, examples)
     if reason:
+        outcome = {"status": "skipped", "reason": reason}
+        if trained_on is not None:
+            # Nothing removed from the data: the new version was trained on its parent's training data.
+            try:
+                registry.tag_version(settings, records[0].model.name, version,
+                                     {**trained_on.tags(), lineage.TAG_DATA_ERASURE: "skipped"})
+            except Exception as error:  # noqa: BLE001 - a missing tag must not undo the promotion
+                outcome["lineage_tag_error"] = f"{type(error).__name__}: {error}"
         for record in records:
-            record.data_erasure = {"status": "skipped", "reason": reason}
+            record.data_erasure = dict(outcome)
         return
     own_keys = [erasure.example_keys(settings, pairs) for pairs in examples]
     union = sorted({key for keys in own_keys for key in keys})

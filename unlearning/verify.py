@@ -242,6 +242,9 @@ class IdentityThresholds:
     the others' checks and FID_pre (4.3-6.6) on each."""
 
     identity_min_reduction: float = 0.7
+    # Below this the served generator does not reproduce the identity in the first place (its similarity
+    # cannot fall by a fraction): the request is refused before unlearning, nothing to erase.
+    identity_min_similarity: float = 0.3
     views_min_reduction: float = 0.5
     others_max_mean_drop: float = 0.12
     others_max_drop: float = 0.5

@@ -33,8 +33,12 @@ from pipelines.kinds.generation import QualityReference, _model_ref
 from unlearning.data.pairs import decode_arrays
 from unlearning.generation_metrics import features, latent_bank
 from unlearning.identity import augmented_views, typical_latent_distance
-from unlearning.identity_metrics import fid_between_generators, score_identity
+from unlearning.identity_metrics import fid_between_generators, reconstructions, score_identity, similarities
 from unlearning.verify import IdentityScores, IdentityThresholds, verify_identity
+
+class NothingToEraseError(KindError):
+    """The served generator does not reproduce the request's identity before any unlearning."""
+
 
 PERCEPTUAL_NOTE = ("perceptual distance = LPIPS's recipe (unit-normalised activations, squared differences, "
                    "averaged per layer, summed) on the registered feature network; LPIPS's own weights cannot be "
@@ -83,6 +87,8 @@ class ForgetIdentity(ForgetTarget):
 
 class IdentityRequestThresholds(KindThresholds):
     identity_min_reduction: float | None = Field(None, ge=0.0, le=10.0, description="fall of the identity's similarity, at least (fraction)")
+    identity_min_similarity: float | None = Field(None, ge=-1.0, le=1.0, description="the identity's similarity before, "
+                                                  "at least: below it the generator does not reproduce it (nothing to erase)")
     views_min_reduction: float | None = Field(None, ge=0.0, le=10.0, description="fall of its views' mean similarity, at least")
     others_max_mean_drop: float | None = Field(None, ge=0.0, le=2.0, description="other identities' mean similarity drop, at most")
     others_max_drop: float | None = Field(None, ge=0.0, le=2.0, description="any other identity's similarity drop, at most")
@@ -188,6 +194,22 @@ class IdentityKind(ModelKind):
                                       input_range=(0.0, 1.0), target_range=(0.0, 9.0))
         return validation.ForgetSet(data.image.numpy(), torch.tensor([float(data.identity_class)]).numpy(),
                                     schema, evaluation_inputs=data.other_images.numpy())
+
+    def validate(self, request, data: IdentityData, model) -> validation.ValidationSummary:
+        """Great Expectations on the image, then: does the served generator reproduce the identity at all?
+        If not, unlearning could only change the model for nothing, and no reduction could be measured."""
+        summary = super().validate(request, data, model)
+        cpu = torch.device("cpu")
+        similarity = float(similarities(data.verifier.model, data.image,
+                                        reconstructions(model, data.encoder.model, data.image, cpu), cpu)[0])
+        floor = self.thresholds(request).identity_min_similarity
+        if similarity < floor:
+            raise NothingToEraseError(
+                f"forget.identity: {request.model} does not reproduce this identity in the first place (held-out "
+                f"similarity between the image and its reconstruction {similarity:.3f} < "
+                f"identity_min_similarity {floor:.2f}): nothing to erase, no new version"
+            )
+        return summary
 
     def forget_examples(self, data: IdentityData) -> int:
         return 1

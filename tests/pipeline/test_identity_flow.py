@@ -117,8 +117,20 @@ def test_the_baseline_is_rejected_and_the_alias_stays(generator, tmp_path):
     assert champion() == before
 
 
+def test_an_identity_the_generator_does_not_reproduce_is_refused_before_unlearning(generator, tmp_path):
+    """Nothing to erase: asking for a higher similarity before than this world's identity has (0.4-0.8 on
+    the tiny world; two of the deployed test identities are below 0 there) refuses at validate, unchanged."""
+    before = champion()
+    thresholds = {"identity_min_reduction": 0.7, "identity_min_similarity": 0.99}
+    outcome = run_flow(identity_request(tmp_path, "req-id-nothing", model=f"{MODEL}@original", thresholds=thresholds))
+    assert outcome["status"] == "rejected" and outcome["stage"] == "validate", outcome
+    assert "does not reproduce this identity" in outcome["error"] and "nothing to erase" in outcome["error"]
+    assert read_record(load_settings(), "req-id-nothing").unlearning.get("steps") is None
+    assert champion() == before
+
+
 def test_a_feature_method_for_an_identity_request_is_refused(generator, tmp_path):
-    outcome = run_flow(identity_request(tmp_path, "req-id-wrong-method",
+    outcome = run_flow(identity_request(tmp_path, "req-id-wrong-method", model=f"{MODEL}@original",
                                         method={"name": "adapt_then_unlearn", "params": {}}))
     assert outcome["status"] == "rejected", outcome
     assert "does not apply to identity" in outcome["error"]

@@ -138,6 +138,21 @@ def test_the_new_data_revision_lacks_them_and_is_the_new_versions_lineage(erased
                                                                for label in labels_of(FORGOTTEN)}
 
 
+def test_with_erasure_off_the_new_version_keeps_its_parents_training_data(erased, repo, tmp_path, monkeypatch):
+    """Nothing removed from the data, so the unlearned version's lineage is its parent's (not lost)."""
+    outcome, _ = erased
+    parent = outcome["version_after"]
+    kept = sorted(ids_at(repo, TRAIN, lineage_commit_of(CLASSIFIER, parent)))
+    monkeypatch.setenv("ERASURE_ERASE_DATA", "false")
+    second = run_flow(digits_ids_request(tmp_path, "req-ids-erasure-off", records=kept[:3]))
+    assert second["status"] == "passed", second
+    record = read_record(load_settings(), "req-ids-erasure-off")
+    assert record.data_erasure["status"] == "skipped" and "ERASURE_ERASE_DATA" in record.data_erasure["reason"]
+    assert lineage_commit_of(CLASSIFIER, second["version_after"]) == lineage_commit_of(CLASSIFIER, parent)
+    tags = MlflowClient().get_model_version(CLASSIFIER, second["version_after"]).tags
+    assert tags[lineage.TAG_DATA_ERASURE] == "skipped"
+
+
 def labels_of(ids: list[int]) -> set[int]:
     arrays = decode_arrays(DIGITS["digits/train.safetensors"], "train")[0]
     return set(arrays["targets"][np.isin(arrays["ids"], ids)].tolist())
