@@ -65,7 +65,9 @@ browser: ## install Debian's chromium for the report rendering test, where apt a
 	else echo "no chromium and no root apt-get: the report rendering test will skip"; fi
 
 test: setup browser ## run the test suite (unit, data, model, end-to-end)
-	pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	# loadfile: a module's tests run in one worker, in order, sharing its module fixtures (xdist 3.8's
+	# loadgroup is a no-op on pytest 9.2: it renames items through `_nodeid`, which pytest 9 no longer reads).
+	pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 bench: setup ## compare every method with retraining (restoration + digits, 3 seeds); writes bench/results/
 	python -m bench.methods

@@ -39,7 +39,7 @@ from pipelines.settings import PROJECT_ROOT, load_settings
 from tests.integration.ports import free_ports
 from tests.pipeline.test_deletion_flow import request_file
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("servers")]
+pytestmark = [pytest.mark.integration]
 
 MODELS = ("prod-restorer-a", "prod-restorer-b", "prod-restorer-c")
 CLI = (sys.executable, "-m", "pipelines.cli")

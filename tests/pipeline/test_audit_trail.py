@@ -29,7 +29,7 @@ from pipelines.cli import app
 from pipelines.settings import load_settings
 from tests.pipeline.test_deletion_flow import request_file, run_flow
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("pipeline-stores")]
+pytestmark = [pytest.mark.e2e]
 
 MODEL = "tiny-restorer"
 FORGET_PATH = "data/restoration/train/haze.safetensors"

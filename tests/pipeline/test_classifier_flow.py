@@ -20,7 +20,7 @@ from unlearning.data.digits import class_set_path
 from unlearning.data.pairs import PairSet, decode_arrays
 from unlearning.metrics import accuracy
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("pipeline-stores")]
+pytestmark = [pytest.mark.e2e]
 
 MODEL = "digits-classifier"
 EXAMPLE = PROJECT_ROOT / "requests" / "examples" / "forget-digit-class.yaml"

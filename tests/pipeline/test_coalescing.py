@@ -20,7 +20,7 @@ from tests.pipeline.conftest import champion, quick_request, register_model
 from unlearning.data.pairs import decode_arrays, encode_arrays
 from unlearning.data.restoration import set_path
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("pipeline-stores")]
+pytestmark = [pytest.mark.e2e]
 
 
 def test_three_requests_for_one_model_are_unlearned_in_one_run_and_promoted_once(world, tiny_world, tmp_path, monkeypatch):

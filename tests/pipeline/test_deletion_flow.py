@@ -19,7 +19,7 @@ from tests.pipeline.conftest import MODEL, champion, prefect_api_url, request_fi
 from unlearning.data.pairs import decode_arrays, encode_arrays
 from unlearning.data.restoration import set_path
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("pipeline-stores")]
+pytestmark = [pytest.mark.e2e]
 
 def test_passing_request_promotes_a_verified_exported_version(world, tmp_path):
     before = champion()

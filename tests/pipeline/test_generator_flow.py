@@ -19,7 +19,7 @@ from unlearning.data.pairs import encode_arrays
 from tests.pipeline.conftest import request_file, run_flow
 
 # Its own group: it builds on no other module's store state, so it can run beside the pipeline-stores worker.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("generator-store")]
+pytestmark = [pytest.mark.e2e]
 
 MODEL, JUDGE, FEATURES = "digits-generator", "digits-judge", "digits-feature-net"
 # Sized for seconds on one core; measured on the tiny world (seed 0): see the assertions.

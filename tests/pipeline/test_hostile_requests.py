@@ -15,7 +15,7 @@ from pipelines.settings import load_settings
 from tests.code.test_request_file import BILLION_LAUGHS
 from tests.pipeline.conftest import request_file, run_flow
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("pipeline-stores")]
+pytestmark = [pytest.mark.e2e]
 
 
 def test_oversized_request_is_rejected_with_an_audit_record(world, tmp_path):

@@ -31,7 +31,7 @@ from unlearning.data.identities import OTHERS_PATH, build_identity_sets, identit
 from unlearning.data.pairs import decode_arrays
 from unlearning.identity_metrics import reconstructions
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("identity-store")]
+pytestmark = [pytest.mark.e2e]
 
 MODEL, FEATURES, ENCODER = "id-digits-generator", "id-digits-feature-net", "id-digits-gan-encoder"
 LOSS_NET, VERIFIER = "id-digits-identity-net", "id-digits-identity-verifier"

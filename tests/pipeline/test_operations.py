@@ -24,7 +24,7 @@ from tests.pipeline.conftest import champion, prefect_api_url, quick_request, re
 from unlearning.data.pairs import decode_arrays, encode_arrays
 from unlearning.data.restoration import set_path
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("pipeline-stores")]
+pytestmark = [pytest.mark.e2e]
 
 
 def assert_refused(outcome: dict, stage: str, *fragments: str) -> None:

@@ -39,7 +39,7 @@ from unlearning.data.digits import DigitsDataConfig, build_digits_sets, class_se
 from unlearning.data.pairs import CorruptDataError, decode_arrays, encode_arrays
 from unlearning.data.restoration import set_path
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("pipeline-stores")]
+pytestmark = [pytest.mark.e2e]
 
 CLASSIFIER, RESTORER = "ids-classifier", "ids-restorer"
 TRAIN = "data/digits/train.safetensors"

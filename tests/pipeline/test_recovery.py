@@ -19,7 +19,7 @@ from pipelines.faults import FAULT_INJECT_ENV
 from pipelines.settings import PROJECT_ROOT, load_settings
 from tests.pipeline.conftest import champion, prefect_api_url, quick_request, register_model, run_flow
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("pipeline-stores")]
+pytestmark = [pytest.mark.e2e]
 
 
 def run_killed(request: Path, stage: str) -> subprocess.CompletedProcess:
