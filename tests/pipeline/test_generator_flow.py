@@ -18,7 +18,6 @@ from tests.gan_world import FORGET_CLASS, make_gan_world
 from unlearning.data.pairs import encode_arrays
 from tests.pipeline.conftest import request_file, run_flow
 
-# Its own group: it builds on no other module's store state, so it can run beside the pipeline-stores worker.
 pytestmark = [pytest.mark.e2e]
 
 MODEL, JUDGE, FEATURES = "digits-generator", "digits-judge", "digits-feature-net"
