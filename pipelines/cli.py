@@ -164,9 +164,28 @@ def model_register(
     except DataRevisionError as error:
         console.print(f"[yellow]no training lineage recorded[/] (requests must then name forget.rev): {error}")
         lineage = None
+    differing = workspace_differences(settings.data_repo, lineage) if lineage else []
+    if differing:
+        # The train stage read the workspace: a lineage naming the commit would claim data it did not train on.
+        console.print(f"[yellow]no training lineage recorded[/]: the workspace's {', '.join(differing)} differ from "
+                      f"what DVC tracks at {training_rev}; commit the data (`dvc add`, `git commit`) and retrain")
+        lineage = None
     version = register_base_model(settings, model_dir, model.name, model.alias, lineage)
     trained_on = f" (trained on data commit {lineage.commit[:12]})" if lineage else ""
     console.print(f"{model.name}@{model.alias} -> version {version}{trained_on}")
+
+
+def workspace_differences(repo: Path, lineage) -> list[str]:
+    """The lineage's files whose bytes in the data repository's workspace are not the ones DVC tracks at the
+    lineage's commit (a file absent from the workspace is not checked)."""
+    import hashlib
+
+    differing = []
+    for path, md5 in lineage.files.items():
+        local = Path(repo) / path
+        if local.is_file() and hashlib.md5(local.read_bytes()).hexdigest() != md5:
+            differing.append(path)
+    return differing
 
 
 def _refusal_without_traceback(record: logging.LogRecord) -> bool:

@@ -442,3 +442,30 @@ def test_erasure_model_register_tags_the_version_with_the_data_it_was_trained_on
     # DVC's md5 of a file is the md5 of its bytes: the tag names exactly the file the stage read.
     trained_on = dvc.api.read(TRAIN, repo=str(repo), rev=head, mode="rb")
     assert json.loads(tags[lineage.TAG_DATA_FILES]) == {TRAIN: hashlib.md5(trained_on).hexdigest()}
+
+
+def test_a_model_trained_on_uncommitted_data_is_registered_without_a_lineage(repo, tmp_path):
+    """The train stage reads the workspace: if its training file is not what DVC tracks at the commit, a
+    lineage naming the commit would claim data the model was not trained on."""
+    from pipelines.cli import app
+    from pipelines.settings import PROJECT_ROOT
+
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["classifier"]["name"] = "ids-dirty-classifier"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    model_dir = tmp_path / "model"
+    registry.write_model_files(make_digits_world(seed=2).model, "digits-mlp", model_dir)
+    (model_dir / "metrics.json").write_text("{}")
+    train_file = repo / TRAIN
+    committed = train_file.read_bytes()
+    train_file.unlink()  # DVC may have linked the file to its cache: never write through the link
+    train_file.write_bytes(committed + b"\0")
+    try:
+        result = CliRunner().invoke(app, ["model", "register", "--family", "classifier", "--model-dir", str(model_dir),
+                                          "--params", str(tmp_path / "params.yaml")])
+    finally:
+        train_file.unlink()
+        train_file.write_bytes(committed)
+    assert result.exit_code == 0, result.output
+    assert "no training lineage recorded" in result.output and TRAIN in result.output
+    assert lineage.TAG_DATA_COMMIT not in MlflowClient().get_model_version("ids-dirty-classifier", "1").tags
