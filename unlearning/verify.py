@@ -26,6 +26,14 @@ class Check:
     passed: bool
     meaning: str
 
+    @classmethod
+    def at_most(cls, name: str, value: float, threshold: float, meaning: str) -> "Check":
+        return cls(name=name, value=value, threshold=threshold, comparator="<=", passed=value <= threshold, meaning=meaning)
+
+    @classmethod
+    def at_least(cls, name: str, value: float, threshold: float, meaning: str) -> "Check":
+        return cls(name=name, value=value, threshold=threshold, comparator=">=", passed=value >= threshold, meaning=meaning)
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -55,26 +63,14 @@ def verify_restoration(
         if name in forgotten:
             gain = after[name].psnr - after[name].input_psnr
             checks.append(
-                Check(
-                    name=f"forget.{name}.psnr_gain_over_input_db",
-                    value=gain,
-                    threshold=thresholds.forget_max_gain_db,
-                    comparator="<=",
-                    passed=gain <= thresholds.forget_max_gain_db,
-                    meaning=f"{name} restored no better than leaving the input as is",
-                )
+                Check.at_most(f"forget.{name}.psnr_gain_over_input_db", gain, thresholds.forget_max_gain_db,
+                              f"{name} restored no better than leaving the input as is")
             )
         else:
             drop = before[name].psnr - after[name].psnr
             checks.append(
-                Check(
-                    name=f"retain.{name}.psnr_drop_db",
-                    value=drop,
-                    threshold=thresholds.retain_max_drop_db,
-                    comparator="<=",
-                    passed=drop <= thresholds.retain_max_drop_db,
-                    meaning=f"{name} restoration kept within tolerance of the original model",
-                )
+                Check.at_most(f"retain.{name}.psnr_drop_db", drop, thresholds.retain_max_drop_db,
+                              f"{name} restoration kept within tolerance of the original model")
             )
     return Verdict(checks)
 
@@ -111,34 +107,16 @@ def verify_classification(
     """Forget accuracy, kept test accuracy against the original, and (when both exist) MIA against a reference."""
     test_drop = before.test_accuracy - after.test_accuracy
     checks = [
-        Check(
-            name="forget.accuracy",
-            value=after.forget_accuracy,
-            threshold=thresholds.forget_max_accuracy,
-            comparator="<=",
-            passed=after.forget_accuracy <= thresholds.forget_max_accuracy,
-            meaning="the forgotten examples are no longer recognised",
-        ),
-        Check(
-            name="retain.test_accuracy_drop",
-            value=test_drop,
-            threshold=thresholds.test_max_drop,
-            comparator="<=",
-            passed=test_drop <= thresholds.test_max_drop,
-            meaning="accuracy on kept test examples within tolerance of the original model",
-        ),
+        Check.at_most("forget.accuracy", after.forget_accuracy, thresholds.forget_max_accuracy,
+                      "the forgotten examples are no longer recognised"),
+        Check.at_most("retain.test_accuracy_drop", test_drop, thresholds.test_max_drop,
+                      "accuracy on kept test examples within tolerance of the original model"),
     ]
     if after.mia is not None and reference_mia is not None:
         excess = after.mia - reference_mia
         checks.append(
-            Check(
-                name="forget.mia_excess_over_reference",
-                value=excess,
-                threshold=thresholds.mia_max_excess,
-                comparator="<=",
-                passed=excess <= thresholds.mia_max_excess,
-                meaning="membership inference finds the forget set no more member-like than the reference does",
-            )
+            Check.at_most("forget.mia_excess_over_reference", excess, thresholds.mia_max_excess,
+                          "membership inference finds the forget set no more member-like than the reference does")
         )
     return Verdict(checks)
 
@@ -194,18 +172,14 @@ def verify_generation(before: GenerationScores, after: GenerationScores, thresho
     smallest = min(ratios) if ratios else 0.0
     fid_increase = after.fid - before.fid
     return Verdict([
-        Check(name="forget.share", value=after.forget_share, threshold=thresholds.forget_max_share, comparator="<=",
-              passed=after.forget_share <= thresholds.forget_max_share,
-              meaning=f"samples the judge calls class {after.forget_class} are (almost) gone"),
-        Check(name="forget.reduction", value=reduction, threshold=thresholds.forget_min_reduction, comparator=">=",
-              passed=reduction >= thresholds.forget_min_reduction,
-              meaning=f"class {after.forget_class}'s share fell by this fraction of its share before"),
-        Check(name="quality.fid_increase", value=fid_increase, threshold=thresholds.fid_max_increase, comparator="<=",
-              passed=fid_increase <= thresholds.fid_max_increase,
-              meaning="samples stay as close to real kept-class digits as before, within tolerance"),
-        Check(name="kept.min_share_ratio", value=smallest, threshold=thresholds.kept_class_min_share, comparator=">=",
-              passed=smallest >= thresholds.kept_class_min_share,
-              meaning="no kept class collapsed: each keeps this fraction of its share before (smallest shown)"),
+        Check.at_most("forget.share", after.forget_share, thresholds.forget_max_share,
+                      f"samples the judge calls class {after.forget_class} are (almost) gone"),
+        Check.at_least("forget.reduction", reduction, thresholds.forget_min_reduction,
+                       f"class {after.forget_class}'s share fell by this fraction of its share before"),
+        Check.at_most("quality.fid_increase", fid_increase, thresholds.fid_max_increase,
+                      "samples stay as close to real kept-class digits as before, within tolerance"),
+        Check.at_least("kept.min_share_ratio", smallest, thresholds.kept_class_min_share,
+                       "no kept class collapsed: each keeps this fraction of its share before (smallest shown)"),
     ])
 
 
@@ -267,25 +241,18 @@ def verify_identity(before: IdentityScores, after: IdentityScores, fid_pre: floa
     fid_increase = after.fid - before.fid
     identity, views = reduction(before.identity, after.identity), reduction(before.identity_views, after.identity_views)
     return Verdict([
-        Check(name="forget.identity_reduction", value=identity, threshold=thresholds.identity_min_reduction,
-              comparator=">=", passed=identity >= thresholds.identity_min_reduction,
-              meaning="the inverted identity image is no longer reproduced (fall of its identity similarity)"),
-        Check(name="forget.views_reduction", value=views, threshold=thresholds.views_min_reduction, comparator=">=",
-              passed=views >= thresholds.views_min_reduction,
-              meaning="nor are other views of the same identity (fall of their mean identity similarity)"),
-        Check(name="kept.others_mean_drop", value=mean_drop, threshold=thresholds.others_max_mean_drop, comparator="<=",
-              passed=mean_drop <= thresholds.others_max_mean_drop,
-              meaning="other identities are reproduced as before, on average within tolerance"),
-        Check(name="kept.others_max_drop", value=worst_drop, threshold=thresholds.others_max_drop, comparator="<=",
-              passed=worst_drop <= thresholds.others_max_drop,
-              meaning="and none of them much worse than before (worst drop shown)"),
-        Check(name="kept.collapse_increase", value=collapse, threshold=thresholds.collapse_max_increase, comparator="<=",
-              passed=collapse <= thresholds.collapse_max_increase,
-              meaning="no two different identities collapsed to near-identical outputs"),
-        Check(name="quality.fid_pre", value=fid_pre, threshold=thresholds.fid_pre_max, comparator="<=",
-              passed=fid_pre <= thresholds.fid_pre_max,
-              meaning="the generator's samples for the same latents stay close to the original generator's"),
-        Check(name="quality.fid_increase", value=fid_increase, threshold=thresholds.fid_max_increase, comparator="<=",
-              passed=fid_increase <= thresholds.fid_max_increase,
-              meaning="samples stay as close to real digits as before, within tolerance"),
+        Check.at_least("forget.identity_reduction", identity, thresholds.identity_min_reduction,
+                       "the inverted identity image is no longer reproduced (fall of its identity similarity)"),
+        Check.at_least("forget.views_reduction", views, thresholds.views_min_reduction,
+                       "nor are other views of the same identity (fall of their mean identity similarity)"),
+        Check.at_most("kept.others_mean_drop", mean_drop, thresholds.others_max_mean_drop,
+                      "other identities are reproduced as before, on average within tolerance"),
+        Check.at_most("kept.others_max_drop", worst_drop, thresholds.others_max_drop,
+                      "and none of them much worse than before (worst drop shown)"),
+        Check.at_most("kept.collapse_increase", collapse, thresholds.collapse_max_increase,
+                      "no two different identities collapsed to near-identical outputs"),
+        Check.at_most("quality.fid_pre", fid_pre, thresholds.fid_pre_max,
+                      "the generator's samples for the same latents stay close to the original generator's"),
+        Check.at_most("quality.fid_increase", fid_increase, thresholds.fid_max_increase,
+                      "samples stay as close to real digits as before, within tolerance"),
     ])
