@@ -132,7 +132,21 @@ def train_encoder(
     `w_avg`; seeded; returns the encoder in eval mode."""
     torch.manual_seed(config.seed)
     generator_rng = torch.Generator().manual_seed(config.seed)
+    # Frozen while the encoder trains through it, then given back as it came: the caller's generator is
+    # still theirs to train (a test's shared GAN world, the registered base model).
+    was_training, trainable = generator.training, [p.requires_grad for p in generator.parameters()]
     generator = generator.to(device).eval().requires_grad_(False)
+    try:
+        _fit_encoder(encoder, generator, real_images, config, device, generator_rng, show_progress)
+    finally:
+        generator.train(was_training)
+        for parameter, flag in zip(generator.parameters(), trainable):
+            parameter.requires_grad_(flag)
+    return encoder.eval()
+
+
+def _fit_encoder(encoder: InversionEncoder, generator: DigitsGAN, real_images: torch.Tensor, config: EncoderTrainConfig,
+                 device: torch.device, generator_rng: torch.Generator, show_progress: bool) -> None:
     encoder.to(device).train()
     with torch.no_grad():
         encoder.w_avg.copy_(generator.w_avg)
@@ -153,7 +167,6 @@ def train_encoder(
         loss.backward()
         optimizer.step()
         schedule.step()
-    return encoder.eval()
 
 
 def perceptual_layers(feature_net: DigitsFeatureNet, images: torch.Tensor) -> list[torch.Tensor]:
