@@ -79,11 +79,13 @@ def champion(model: str = MODEL) -> str:
     return registry.alias_version(load_settings(), model, "champion")
 
 
-def register_model(name: str, model: torch.nn.Module, directory: Path) -> None:
-    """Register `model` as version 1 of `name`, alias champion: a model (and audit chain) of the test's own."""
-    registry.write_model_files(model, "restorer-unet", directory)
+def register_model(name: str, model: torch.nn.Module, directory: Path, architecture: str = "restorer-unet",
+                   lineage=None) -> str:
+    """Register `model` as version 1 of `name`, alias champion: a model (and audit chain) of the test's own.
+    Returns the version; `lineage` (pipelines/lineage.py): the training data to tag it with."""
+    registry.write_model_files(model, architecture, directory)
     (directory / "metrics.json").write_text("{}")
-    register_base_model(load_settings(), directory, name, "champion")
+    return register_base_model(load_settings(), directory, name, "champion", lineage)
 
 
 # A request that unlearns in seconds and passes any verification: for tests about operations, not forgetting.

@@ -12,10 +12,9 @@ from mlflow import MlflowClient
 
 from pipelines import registry
 from pipelines.audit import read_record
-from pipelines.base_model import register_base_model
 from pipelines.settings import PROJECT_ROOT, load_settings
 from tests.digits_world import FORGET_CLASS, make_digits_world
-from tests.pipeline.conftest import request_file, run_flow
+from tests.pipeline.conftest import register_model, request_file, run_flow
 from unlearning.data.digits import class_set_path
 from unlearning.data.pairs import PairSet, decode_arrays
 from unlearning.metrics import accuracy
@@ -29,10 +28,8 @@ CPU = __import__("torch").device("cpu")
 
 @pytest.fixture(scope="module")
 def classifier(world, tmp_path_factory):
-    model_dir = tmp_path_factory.mktemp("digits-classifier")
-    registry.write_model_files(make_digits_world(seed=0).model, "digits-mlp", model_dir)
-    (model_dir / "metrics.json").write_text("{}")
-    version = register_base_model(load_settings(), model_dir, MODEL, "champion")
+    version = register_model(MODEL, make_digits_world(seed=0).model, tmp_path_factory.mktemp("digits-classifier"),
+                             "digits-mlp")
     # Negative controls start from the untouched model, whatever the other tests promoted meanwhile.
     MlflowClient().set_registered_model_alias(MODEL, "original", version)
     return world

@@ -11,12 +11,11 @@ from mlflow import MlflowClient
 from pipelines import registry
 from pipelines.audit import read_record
 from pipelines.audit.verify import verify_trail
-from pipelines.base_model import register_base_model
 from pipelines.settings import load_settings
 from tests.conftest import commit_data
 from tests.gan_world import FORGET_CLASS, make_gan_world
 from unlearning.data.pairs import encode_arrays
-from tests.pipeline.conftest import request_file, run_flow
+from tests.pipeline.conftest import register_model, request_file, run_flow
 
 pytestmark = [pytest.mark.e2e]
 
@@ -32,14 +31,10 @@ def gan_world():
 
 @pytest.fixture(scope="module")
 def generator(world, gan_world, tmp_path_factory):
-    settings = load_settings()
     for name, model, architecture in ((JUDGE, gan_world.judge, "digits-judge-cnn"),
                                       (FEATURES, gan_world.feature_net, "digits-feature-net"),
                                       (MODEL, gan_world.gan, "digits-gan")):
-        directory = tmp_path_factory.mktemp(name)
-        registry.write_model_files(model, architecture, directory)
-        (directory / "metrics.json").write_text("{}")
-        version = register_base_model(settings, directory, name, "champion")
+        version = register_model(name, model, tmp_path_factory.mktemp(name), architecture)
     # Negative controls start from the untouched generator, whatever the other tests promoted meanwhile.
     MlflowClient().set_registered_model_alias(MODEL, "original", version)
     return world

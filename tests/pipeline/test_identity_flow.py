@@ -20,12 +20,11 @@ from pipelines import registry
 from pipelines.audit import read_record
 from pipelines.audit.store import local_record_path
 from pipelines.audit.verify import verify_trail
-from pipelines.base_model import register_base_model
 from pipelines.settings import load_settings
 from tests.conftest import commit_data
 from tests.gan_world import CPU, make_gan_world
 from tests.identity_world import make_identity_world
-from tests.pipeline.conftest import request_file, run_flow
+from tests.pipeline.conftest import register_model, request_file, run_flow
 from unlearning.data.digits import DigitsDataConfig
 from unlearning.data.identities import OTHERS_PATH, build_identity_sets, identity_path
 from unlearning.data.pairs import decode_arrays
@@ -45,17 +44,13 @@ def identity_world():
 
 @pytest.fixture(scope="module")
 def generator(world, identity_world, tmp_path_factory):
-    settings = load_settings()
     gan = identity_world.gan
     for name, model, architecture in ((FEATURES, gan.feature_net, "digits-feature-net"),
                                       (ENCODER, identity_world.encoder, "digits-gan-encoder"),
                                       (LOSS_NET, identity_world.identity_net, "digits-identity-net"),
                                       (VERIFIER, identity_world.verifier, "digits-identity-net"),
                                       (MODEL, gan.gan, "digits-gan")):
-        directory = tmp_path_factory.mktemp(name)
-        registry.write_model_files(model, architecture, directory)
-        (directory / "metrics.json").write_text("{}")
-        version = register_base_model(settings, directory, name, "champion")
+        version = register_model(name, model, tmp_path_factory.mktemp(name), architecture)
     MlflowClient().set_registered_model_alias(MODEL, "original", version)
     files = build_identity_sets(DigitsDataConfig())
     commit_data(world, files, "identities")

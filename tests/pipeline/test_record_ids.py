@@ -26,7 +26,7 @@ from pipelines import data_events, lineage, registry
 from pipelines.audit import read_record
 from pipelines.audit.report import write_report
 from pipelines.audit.verify import verify_trail
-from pipelines.base_model import TRAINING_SETS, register_base_model
+from pipelines.base_model import TRAINING_SETS
 from pipelines.coalesce import coalesced_flow
 from pipelines.commitment import ids_match
 from pipelines.kinds.files import RecordIdError, pull_files
@@ -34,7 +34,7 @@ from pipelines.request import parse_request
 from pipelines.settings import load_settings
 from tests.conftest import commit_data, dvc, git
 from tests.digits_world import make_digits_world
-from tests.pipeline.conftest import request_file, run_flow
+from tests.pipeline.conftest import register_model, request_file, run_flow
 from unlearning.data.digits import DigitsDataConfig, build_digits_sets, class_set_path
 from unlearning.data.pairs import CorruptDataError, decode_arrays, encode_arrays
 from unlearning.data.restoration import set_path
@@ -66,13 +66,9 @@ def repo(tiny_world, tmp_path_factory):
     commit_data(repo, tiny_world.files | DIGITS, "digits and tiny restoration sets")
     previous = os.environ.get("ERASURE_DATA_REPO")
     os.environ["ERASURE_DATA_REPO"] = str(repo)
-    settings = load_settings()
     for name, architecture, model, family in ((CLASSIFIER, "digits-mlp", make_digits_world(seed=0).model, "classifier"),
                                                (RESTORER, "restorer-unet", tiny_world.fresh_model(), "restorer")):
-        model_dir = root / name
-        registry.write_model_files(model, architecture, model_dir)
-        (model_dir / "metrics.json").write_text("{}")
-        register_base_model(settings, model_dir, name, "champion", lineage.at_revision(repo, "HEAD", TRAINING_SETS[family]))
+        register_model(name, model, root / name, architecture, lineage.at_revision(repo, "HEAD", TRAINING_SETS[family]))
     yield repo
     if previous is None:
         os.environ.pop("ERASURE_DATA_REPO", None)
@@ -418,18 +414,23 @@ def test_a_dvc_tracked_manifest_names_the_ids_and_only_where_it_was_read_is_kept
     assert "sha256" not in committed["manifest"] and ids_match(settings, ids, committed["salt"], committed["commitment"])
 
 
-def test_erasure_model_register_tags_the_version_with_the_data_it_was_trained_on(repo, tmp_path):
+def register_with_cli(tmp_path: Path, name: str, seed: int):
+    """`erasure model register` of a fresh digits classifier named `name` (the project's params otherwise)."""
     from pipelines.cli import app
     from pipelines.settings import PROJECT_ROOT
 
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
-    params["classifier"]["name"] = "ids-cli-classifier"
+    params["classifier"]["name"] = name
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     model_dir = tmp_path / "model"
-    registry.write_model_files(make_digits_world(seed=1).model, "digits-mlp", model_dir)
+    registry.write_model_files(make_digits_world(seed=seed).model, "digits-mlp", model_dir)
     (model_dir / "metrics.json").write_text("{}")
-    result = CliRunner().invoke(app, ["model", "register", "--family", "classifier", "--model-dir", str(model_dir),
-                                      "--params", str(tmp_path / "params.yaml")])
+    return CliRunner().invoke(app, ["model", "register", "--family", "classifier", "--model-dir", str(model_dir),
+                                    "--params", str(tmp_path / "params.yaml")])
+
+
+def test_erasure_model_register_tags_the_version_with_the_data_it_was_trained_on(repo, tmp_path):
+    result = register_with_cli(tmp_path, "ids-cli-classifier", seed=1)
     assert result.exit_code == 0, result.output
     head = git(repo, "rev-parse", "HEAD")
     assert f"trained on data commit {head[:12]}" in result.output
@@ -447,22 +448,12 @@ def test_erasure_model_register_tags_the_version_with_the_data_it_was_trained_on
 def test_a_model_trained_on_uncommitted_data_is_registered_without_a_lineage(repo, tmp_path):
     """The train stage reads the workspace: if its training file is not what DVC tracks at the commit, a
     lineage naming the commit would claim data the model was not trained on."""
-    from pipelines.cli import app
-    from pipelines.settings import PROJECT_ROOT
-
-    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
-    params["classifier"]["name"] = "ids-dirty-classifier"
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    model_dir = tmp_path / "model"
-    registry.write_model_files(make_digits_world(seed=2).model, "digits-mlp", model_dir)
-    (model_dir / "metrics.json").write_text("{}")
     train_file = repo / TRAIN
     committed = train_file.read_bytes()
     train_file.unlink()  # DVC may have linked the file to its cache: never write through the link
     train_file.write_bytes(committed + b"\0")
     try:
-        result = CliRunner().invoke(app, ["model", "register", "--family", "classifier", "--model-dir", str(model_dir),
-                                          "--params", str(tmp_path / "params.yaml")])
+        result = register_with_cli(tmp_path, "ids-dirty-classifier", seed=2)
     finally:
         train_file.unlink()
         train_file.write_bytes(committed)
