@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from bench import requested_device
 from unlearning.data.digits import CLASSES, DigitsDataConfig, build_digits_sets, load_set, split_forget
 from unlearning.data.pairs import PairSet, concat, decode_arrays
 from unlearning.data.restoration import RestorationDataConfig, build_restoration_sets, set_path
@@ -345,10 +346,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (falls back to cpu, saying so)")
     args = parser.parse_args()
     global DEVICE
-    DEVICE = torch.device(args.device)
-    if DEVICE.type == "cuda" and not torch.cuda.is_available():
-        print("bench.methods: no CUDA device visible; running on the CPU")
-        DEVICE = torch.device("cpu")
+    DEVICE = requested_device(args.device, "bench.methods")
     torch.set_num_threads(1)  # small models: one thread is faster and steadier than two contending ones
     scale = QUICK if args.quick else FULL
     if args.methods:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from bench import requested_device
 from bench.serving import restorer_config
 from unlearning.data.pairs import PairSet, concat, decode_arrays
 from unlearning.data.restoration import RestorationDataConfig, build_restoration_sets, set_path
@@ -94,10 +95,7 @@ def main() -> None:
     parser.add_argument("--unlearning-steps", type=int, default=200, help="the longest unlearning run of the sweep")
     args = parser.parse_args()
     global DEVICE
-    DEVICE = torch.device(args.device)
-    if DEVICE.type == "cuda" and not torch.cuda.is_available():
-        print("bench.plateau: no CUDA device visible; running on the CPU")
-        DEVICE = torch.device("cpu")
+    DEVICE = requested_device(args.device, "bench.plateau")
     torch.set_num_threads(1)
     files = build_restoration_sets(RestorationDataConfig())
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from bench import requested_device
+
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -165,10 +167,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="results file stem (default bench/results/serving[-DEVICE])")
     args = parser.parse_args()
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        print("bench.serving: no CUDA device visible; measuring the CPU only")
-        device = torch.device("cpu")
+    device = requested_device(args.device, "bench.serving", fallback="measuring the CPU only")
     size = 64 if args.quick else 256
     repeats = args.repeats or (3 if args.quick else 10)
     shapes = [(1, 3, size, size), (8, 3, size, size)]
