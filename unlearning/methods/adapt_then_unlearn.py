@@ -11,7 +11,7 @@ import torch
 from pydantic import Field
 
 from unlearning.methods.base import UnlearningProblem, UnlearningRun, register
-from unlearning.methods.generation import (AdversarialParams, GenerationMethod, adapt_copies, images_of,
+from unlearning.methods.generation import (AdversarialParams, GenerationMethod, images_of,
                                            parameter_distance, train_adversarially)
 
 
@@ -92,10 +92,7 @@ class AdaptThenUnlearn(GenerationMethod):
         started = time.perf_counter()
         params: AdaptThenUnlearnParams = self.params
         torch.manual_seed(params.seed)
-        adapted = adapt_copies(problem.original, images_of(problem.forget), params.adapt_copies, params.adapt_steps,
-                               params, params.ewc_lambda, params.fisher_samples, problem.device, self.name,
-                               show_progress)
-        self.adapted = adapted  # kept for inspection (tests, benchmark): raw generator parameters per copy
+        adapted = self.adapt(problem, show_progress)  # raw generator parameters per copy
 
         def repulsion(model):
             return repulsion_term(params.repulsion, params.repulsion_weight, parameter_distance(model, adapted))

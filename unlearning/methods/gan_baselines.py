@@ -10,7 +10,7 @@ import torch
 from pydantic import Field
 
 from unlearning.methods.base import DivergenceError, UnlearningProblem, UnlearningRun, register
-from unlearning.methods.generation import (AdversarialParams, GenerationMethod, adapt_copies, ewc_penalty_for,
+from unlearning.methods.generation import (AdversarialParams, GenerationMethod, ewc_penalty_for,
                                            images_of, train_adversarially)
 
 
@@ -84,10 +84,7 @@ class GanExtrapolation(GenerationMethod):
         started = time.perf_counter()
         params: GanExtrapolationParams = self.params
         torch.manual_seed(params.seed)
-        adapted = adapt_copies(problem.original, images_of(problem.forget), params.adapt_copies, params.adapt_steps,
-                               params, params.ewc_lambda, params.fisher_samples, problem.device, self.name,
-                               show_progress)
-        self.adapted = adapted
+        adapted = self.adapt(problem, show_progress)
         with torch.no_grad():
             for index, parameter in enumerate(problem.model.generator_parameters()):
                 direction = torch.stack([copy_parameters[index] for copy_parameters in adapted]).mean(dim=0) - parameter

@@ -52,6 +52,15 @@ class GenerationMethod(UnlearningMethod):
     def loss(self, problem, forget_batch, retain_batch):
         raise NotImplementedError(f"method {self.name!r} runs its own adversarial loop; it has no per-batch loss")
 
+    def adapt(self, problem: UnlearningProblem, show_progress: bool) -> list[list[torch.Tensor]]:
+        """Adapt-then-Unlearn's stage 1 with this method's params (adapt_copies, adapt_steps, ewc_lambda,
+        fisher_samples); kept on the method as `adapted` for inspection (tests, benchmark)."""
+        params = self.params
+        self.adapted = adapt_copies(problem.original, images_of(problem.forget), params.adapt_copies, params.adapt_steps,
+                                    params, params.ewc_lambda, params.fisher_samples, problem.device, self.name,
+                                    show_progress)
+        return self.adapted
+
     def check_problem(self, problem: UnlearningProblem) -> None:
         super().check_problem(problem)
         if not isinstance(problem.model, DigitsGAN):
