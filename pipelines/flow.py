@@ -298,11 +298,8 @@ def erase_training_data(settings: Settings, records: list[AuditRecord], datas: l
         outcome = {"status": "skipped", "reason": reason}
         if trained_on is not None:
             # Nothing removed from the data: the new version was trained on its parent's training data.
-            try:
-                registry.tag_version(settings, records[0].model.name, version,
-                                     {**trained_on.tags(), lineage.TAG_DATA_ERASURE: "skipped"})
-            except Exception as error:  # noqa: BLE001 - a missing tag must not undo the promotion
-                outcome["lineage_tag_error"] = f"{type(error).__name__}: {error}"
+            _tag_lineage(settings, records[0].model.name, version,
+                         {**trained_on.tags(), lineage.TAG_DATA_ERASURE: "skipped"}, outcome)
         for record in records:
             record.data_erasure = dict(outcome)
         return
@@ -317,14 +314,20 @@ def erase_training_data(settings: Settings, records: list[AuditRecord], datas: l
                    "base_commit": trained_on.commit, "examples": len(union), "example_keys": union,
                    "retry": f"erasure data erase {request_ids[0]}"}
         tags = {**trained_on.tags(), lineage.TAG_DATA_ERASURE: "failed"}
-    try:
-        registry.tag_version(settings, records[0].model.name, version, tags)
-    except Exception as error:  # noqa: BLE001 - a missing tag must not hide what the data commit did
-        outcome["lineage_tag_error"] = f"{type(error).__name__}: {error}"
+    _tag_lineage(settings, records[0].model.name, version, tags, outcome)
     for record, keys in zip(records, own_keys):
         # Each record keeps its own examples' keys; the commit is the one that removed the union.
         record.data_erasure = {**outcome, "examples": len(set(keys)), "example_keys": sorted(set(keys)),
                                "union_examples": len(union)}
+
+
+def _tag_lineage(settings: Settings, name: str, version: str, tags: dict[str, str], outcome: dict) -> None:
+    """Tag the new version's lineage; a failure is said in `outcome`, never raised (the promotion stands, and
+    a missing tag must not hide what the data commit did)."""
+    try:
+        registry.tag_version(settings, name, version, tags)
+    except Exception as error:  # noqa: BLE001
+        outcome["lineage_tag_error"] = f"{type(error).__name__}: {error}"
 
 
 def record_request(record: AuditRecord, request: DeletionRequest) -> None:
