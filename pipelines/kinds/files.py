@@ -110,7 +110,8 @@ class FileData:
         return {name: pairs if name == self.forgotten else without(pairs, forgotten)[0] for name, pairs in sets.items()}
 
 
-def _decode(fetched: FetchedFile) -> DecodedFile:
+def decode_file(fetched: FetchedFile) -> DecodedFile:
+    """A fetched set file with its arrays decoded (CorruptDataError names the file)."""
     return DecodedFile(fetched, decode_arrays(fetched.content, fetched.path)[0])
 
 
@@ -132,7 +133,7 @@ def pull_files(settings, request, original=None) -> FileData:
     reader = datastore.reader(settings.data_repo, rev)
 
     def read(path: str) -> DecodedFile:
-        return _decode(reader.fetch(path))
+        return decode_file(reader.fetch(path))
 
     records = None
     if target.by_record_id:

@@ -35,8 +35,8 @@ from pipelines.kinds.base import (
     check_metrics,
     register_kind,
 )
-from pipelines.kinds.files import DecodedFile
-from unlearning.data.pairs import PairSet, decode_arrays
+from pipelines.kinds.files import DecodedFile, decode_file
+from unlearning.data.pairs import PairSet
 from unlearning.generation_metrics import features, generate_images, latent_bank, predicted_classes, score_generator
 from unlearning.verify import GenerationScores, GenerationThresholds, verify_generation
 
@@ -161,11 +161,11 @@ class GenerationKind(ModelKind):
         device = torch.device("cpu")
         negatives, positives, source = _samples(original.model, judge.model, target, device)
         if target.negatives is not None:
-            supplied = _decode(datastore.fetch(settings.data_repo, target.negatives.path, target.negatives.rev))
+            supplied = decode_file(datastore.fetch(settings.data_repo, target.negatives.path, target.negatives.rev))
             images = torch.from_numpy(supplied.arrays["inputs"]).float().reshape(-1, 1, 8, 8)
             negatives = PairSet("negatives", images, torch.from_numpy(supplied.arrays["targets"]).float())
             source = {"source": "supplied", **supplied.fetched.provenance()}
-        real = _decode(datastore.fetch(settings.data_repo, target.quality.real, target.quality.rev))
+        real = decode_file(datastore.fetch(settings.data_repo, target.quality.real, target.quality.rev))
         real_images = torch.from_numpy(real.arrays["inputs"]).float().reshape(-1, 1, 8, 8)
         real_labels = torch.from_numpy(real.arrays["targets"]).long()
         kept = real_labels != target.feature.class_
@@ -267,9 +267,6 @@ def _helper(settings, registry, reference: str, field: str):
         raise KindError(f"{field}: {reference} is a {getattr(helper.model, 'task_kind', '?')} model, not a classifier")
     return helper
 
-
-def _decode(fetched) -> DecodedFile:
-    return DecodedFile(fetched, decode_arrays(fetched.content, fetched.path)[0])
 
 
 def _samples(generator, judge, target: ForgetFeature, device) -> tuple[PairSet, PairSet, dict[str, Any]]:

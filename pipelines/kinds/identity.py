@@ -17,7 +17,6 @@ feature network's activations: LPIPS's weights cannot be downloaded here.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +27,8 @@ from pipelines import datastore, validation
 from pipelines.audit.record import Evidence, MetricEvidence
 from pipelines.kinds.base import (Assessment, Figures, ForgetTarget, KindError, KindThresholds, ModelKind, Strict,
                                   check_metrics, register_kind)
-from pipelines.kinds.files import DecodedFile
+from pipelines.kinds.files import DecodedFile, decode_file
 from pipelines.kinds.generation import QualityReference, _model_ref
-from unlearning.data.pairs import decode_arrays
 from unlearning.generation_metrics import features, latent_bank
 from unlearning.identity import augmented_views, typical_latent_distance
 from unlearning.identity_metrics import fid_between_generators, reconstructions, score_identity, similarities
@@ -119,10 +117,6 @@ class IdentityData:
     bank_seed: int
 
 
-def _tensor_sha256(tensor: torch.Tensor) -> str:
-    return hashlib.sha256(tensor.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
-
-
 def _helper_record(helper) -> dict[str, str]:
     return {"name": helper.name, "version": str(helper.version), "weights_sha256": helper.weights_sha256}
 
@@ -151,19 +145,19 @@ class IdentityKind(ModelKind):
         if encoder.model.config.w_dim != original.model.config.w_dim:
             raise KindError(f"forget.helpers.encoder: {target.helpers.encoder} outputs w of size {encoder.model.config.w_dim}; "
                             f"{request.model} takes {original.model.config.w_dim}")
-        identity = _decode(datastore.fetch(settings.data_repo, target.identity.path, target.identity.rev))
+        identity = decode_file(datastore.fetch(settings.data_repo, target.identity.path, target.identity.rev))
         if len(identity.arrays["inputs"]) != 1:
             raise KindError(f"forget.identity.path: {target.identity.path} holds {len(identity.arrays['inputs'])} images; "
                             "an identity request names exactly one")
         image = torch.from_numpy(identity.arrays["inputs"]).float().reshape(1, 1, 8, 8)
         identity_class = int(identity.arrays["targets"][0])
-        others = _decode(datastore.fetch(settings.data_repo, target.others.path, target.others.rev))
+        others = decode_file(datastore.fetch(settings.data_repo, target.others.path, target.others.rev))
         other_images = torch.from_numpy(others.arrays["inputs"]).float().reshape(-1, 1, 8, 8)
         other_images = other_images[torch.from_numpy(others.arrays["targets"]).long() != identity_class]
         if len(other_images) < 2:
             raise KindError(f"forget.others: {target.others.path} has {len(other_images)} images of classes other than "
                             "the identity's; at least 2 are needed to check that other identities are kept")
-        real = _decode(datastore.fetch(settings.data_repo, target.quality.real, target.quality.rev))
+        real = decode_file(datastore.fetch(settings.data_repo, target.quality.real, target.quality.rev))
         real_images = torch.from_numpy(real.arrays["inputs"]).float().reshape(-1, 1, 8, 8)
         device = torch.device("cpu")
         return IdentityData(
@@ -283,6 +277,3 @@ def _helper(settings, registry, reference: str, field: str, task_kind: str):
         raise KindError(f"{field}: {reference} is a {getattr(helper.model, 'task_kind', '?')} model, not {task_kind}")
     return helper
 
-
-def _decode(fetched) -> DecodedFile:
-    return DecodedFile(fetched, decode_arrays(fetched.content, fetched.path)[0])
