@@ -147,8 +147,8 @@ class GenerationKind(ModelKind):
         from pipelines import registry
 
         target: ForgetFeature = request.forget
-        judge = _helper(settings, registry, target.feature.judge, "forget.feature.judge")
-        network = _helper(settings, registry, target.quality.feature_network, "forget.quality.feature_network")
+        judge = load_helper(settings, registry, target.feature.judge, "forget.feature.judge")
+        network = load_helper(settings, registry, target.quality.feature_network, "forget.quality.feature_network")
         if network.weights_sha256 == judge.weights_sha256 or network.name == judge.name:
             raise KindError(
                 "forget.quality.feature_network: must be a different network than the judge that selects the samples "
@@ -257,14 +257,15 @@ class GenerationKind(ModelKind):
                        samples=figures.generator_grid(settings, record) if record.metrics else None)
 
 
-def _helper(settings, registry, reference: str, field: str):
+def load_helper(settings, registry, reference: str, field: str, task_kind: str = "classification"):
+    """A registered helper network a generator request names (`name@alias`), refused unless it is `task_kind`."""
     name, alias = reference.split("@")
     try:
         helper = registry.load_by_alias(settings, name, alias)
     except registry.ModelNotFoundError as error:
         raise KindError(f"{field}: {error}") from error
-    if getattr(helper.model, "task_kind", None) != "classification":
-        raise KindError(f"{field}: {reference} is a {getattr(helper.model, 'task_kind', '?')} model, not a classifier")
+    if getattr(helper.model, "task_kind", None) != task_kind:
+        raise KindError(f"{field}: {reference} is a {getattr(helper.model, 'task_kind', '?')} model, not a {task_kind} model")
     return helper
 
 

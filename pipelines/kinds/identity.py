@@ -28,7 +28,7 @@ from pipelines.audit.record import Evidence, MetricEvidence
 from pipelines.kinds.base import (Assessment, Figures, ForgetTarget, KindError, KindThresholds, ModelKind, Strict,
                                   check_metrics, register_kind)
 from pipelines.kinds.files import DecodedFile, decode_file
-from pipelines.kinds.generation import QualityReference, _model_ref
+from pipelines.kinds.generation import QualityReference, _model_ref, load_helper
 from unlearning.generation_metrics import features, latent_bank
 from unlearning.identity import augmented_views, typical_latent_distance
 from unlearning.identity_metrics import fid_between_generators, reconstructions, score_identity, similarities
@@ -134,10 +134,10 @@ class IdentityKind(ModelKind):
         from pipelines import registry
 
         target: ForgetIdentity = request.forget
-        encoder = _helper(settings, registry, target.helpers.encoder, "forget.helpers.encoder", "inversion")
-        identity_net = _helper(settings, registry, target.helpers.identity_net, "forget.helpers.identity_net", "embedding")
-        verifier = _helper(settings, registry, target.helpers.verifier, "forget.helpers.verifier", "embedding")
-        network = _helper(settings, registry, target.quality.feature_network, "forget.quality.feature_network",
+        encoder = load_helper(settings, registry, target.helpers.encoder, "forget.helpers.encoder", "inversion")
+        identity_net = load_helper(settings, registry, target.helpers.identity_net, "forget.helpers.identity_net", "embedding")
+        verifier = load_helper(settings, registry, target.helpers.verifier, "forget.helpers.verifier", "embedding")
+        network = load_helper(settings, registry, target.quality.feature_network, "forget.quality.feature_network",
                           "classification")
         if verifier.name == identity_net.name or verifier.weights_sha256 == identity_net.weights_sha256:
             raise KindError("forget.helpers.verifier: must be a different network than identity_net (both are "
@@ -265,15 +265,3 @@ class IdentityKind(ModelKind):
 
     def figures(self, settings, record) -> Figures:
         return Figures()  # nothing drawn: a sample grid could show the identity or its reconstruction
-
-
-def _helper(settings, registry, reference: str, field: str, task_kind: str):
-    name, alias = reference.split("@")
-    try:
-        helper = registry.load_by_alias(settings, name, alias)
-    except registry.ModelNotFoundError as error:
-        raise KindError(f"{field}: {error}") from error
-    if getattr(helper.model, "task_kind", None) != task_kind:
-        raise KindError(f"{field}: {reference} is a {getattr(helper.model, 'task_kind', '?')} model, not {task_kind}")
-    return helper
-
