@@ -125,6 +125,20 @@ def _family(family: Family):
     }[family]
 
 
+def enter_numerics(mode: str) -> None:
+    """Run the rest of this command in reproducible CPU numerics (restarting it once if it was not started in
+    them), unless `mode` is native or a GPU will do the work. A CPU that cannot run the profile is said, not fatal."""
+    from unlearning import numerics
+    from unlearning.device import best_device
+
+    if mode == "native" or best_device().type != "cpu":
+        return
+    try:
+        numerics.enter(numerics.REPRODUCIBLE)
+    except numerics.NumericsUnavailable as error:
+        console.print(f"[yellow]native numerics[/] (results are this machine's own): {error}")
+
+
 @model_app.command("train")
 def model_train(
     data: Path = typer.Option(PROJECT_ROOT / "data", help="data root"),
@@ -133,7 +147,9 @@ def model_train(
     family: Family = typer.Option(Family.restorer, help="restorer (noise, rain, haze), classifier (digits), generator "
                                   "(digits GAN; needs the judge and feature network trained beside it), judge, feature-network"),
 ) -> None:
-    """Train a base model (the DVC `train*` stages)."""
+    """Train a base model (the DVC `train*` stages), always in reproducible numerics: the same bytes on any
+    AVX2 CPU, so `dvc repro` on another machine finds the committed dvc.lock's md5s."""
+    enter_numerics("reproducible")
     from pipelines.base_model import load_params
 
     trainer, _ = _family(family)
@@ -215,6 +231,7 @@ def request_run(request_file: Path = typer.Argument(..., help="deletion request 
     # before Prefect, MLflow, DVC or GX are imported (seconds instead of ~20). Anything else runs the flow.
     outcome = decided_outcome(load_settings(), request_file)
     if outcome is None:
+        enter_numerics(load_settings().numerics)
         outcome = _run_deletion_flow(request_file)
     _print_outcome(outcome)
     raise typer.Exit(0 if outcome["status"] == "passed" else 1)
@@ -257,6 +274,7 @@ def inbox_run(inbox: str = typer.Option(None, help="inbox directory (default: $E
     """Process every pending request once, oldest first. Exits 1 if any request was not promoted."""
     from pipelines.inbox import inbox_flow
 
+    enter_numerics(load_settings().numerics)
     for name in ("prefect.engine", "prefect.flow_runs", "prefect.task_runs"):
         logging.getLogger(name).addFilter(_refusal_without_traceback)
     outcomes = inbox_flow(inbox)
@@ -405,6 +423,52 @@ def audit_verify(
         raise typer.Exit(1)
     extended = f"; the trail extends {report.checkpoints} earlier checkpoint(s)" if checkpoint else ""
     console.print(f"[bold green]VERIFIED[/] every chain, signature and artifact hash matches{extended}", soft_wrap=True)
+
+
+@audit_app.command("reproduce")
+def audit_reproduce(
+    request_id: str = typer.Argument(..., help="request whose unlearning to run again"),
+    request: Path = typer.Option(None, help="the request file, where the record keeps no copy (checked against its sha256)"),
+) -> None:
+    """Re-run a request's recorded unlearning from its record (base version, data at its commits, method, seed,
+    numerics), registering nothing, and compare the weights' sha256 with the attested one. Exits 0 when they
+    match (bit-exact on the CPU; within the stated tolerance where that cannot be expected), 1 when they do not,
+    2 when an input no longer matches the record (named)."""
+    from pipelines.audit.reproduce import ReproductionError, load_reproducible_record, recorded_numerics, reproduce
+
+    settings = load_settings()
+    settings.export_environment()
+    try:
+        required = recorded_numerics(load_reproducible_record(settings, request_id))
+        if required is not None:
+            from unlearning import numerics
+
+            try:
+                numerics.enter(required)
+            except numerics.NumericsUnavailable as error:
+                console.print(f"[yellow]not the recorded numerics[/] (compared within tolerance): {error}")
+        result = reproduce(settings, request_id, request)
+    except ReproductionError as error:
+        console.print(f"[bold red]cannot reproduce {escape(request_id)}:[/] {escape(str(error))}")
+        raise typer.Exit(2) from None
+    for check in result.checks:
+        console.print(f"  [green]ok[/] {escape(check)}")
+    for difference in result.differences:
+        console.print(f"  [yellow]differs[/] {escape(difference)}")
+    console.print(f"attested weights sha256   {result.attested_sha256}")
+    console.print(f"reproduced weights sha256 {result.reproduced_sha256}")
+    if result.bit_exact:
+        console.print("[bold green]reproduced: bit-exact[/]")
+    elif result.matches:
+        console.print(f"[bold green]reproduced within tolerance[/] (weights relative distance "
+                      f"{result.weights_relative_distance:.2e}; bit-exactness was not expected here)")
+    else:
+        detail = "; ".join(result.metric_deviations) or (
+            f"weights relative distance {result.weights_relative_distance:.2e}" if result.weights_relative_distance is not None
+            else "same inputs, code and numerics gave other weights")
+        first = f" (first difference: {result.differences[0]})" if result.differences else ""
+        console.print(f"[bold red]not reproduced[/]: {escape(detail)}{escape(first)}")
+    raise typer.Exit(0 if result.matches else 1)
 
 
 @audit_app.command("check-ids")

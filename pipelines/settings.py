@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -45,6 +46,10 @@ class Settings(BaseSettings):
     # The deployment secret that keys the commitments of erased record ids (pipelines/commitment.py); unset:
     # a key generated on first use under `home` (commitment.key, mode 0600).
     commitment_key: str | None = None
+    # CPU numerics of the commands that compute (`request run`, `inbox run`, `audit reproduce`): reproducible
+    # pins them so the unlearned weights are the same bytes on every AVX2 CPU (unlearning/numerics.py); native
+    # lets each machine pick its fastest kernels. Training (`model train`) is always reproducible.
+    numerics: Literal["reproducible", "native"] = "reproducible"
 
     @cached_property
     def tracking_uri(self) -> str:
