@@ -39,7 +39,22 @@ class FetchedFile:
         }
 
 
+# Revisions pinned to the commits a recorded run read them at (pipelines/audit/reproduce.py): within
+# `pinned_revisions`, a request's `rev: HEAD` means the commit HEAD was then, not now.
+_PINNED_COMMITS: ContextVar[dict[str, str] | None] = ContextVar("pinned_commits", default=None)
+
+
+@contextmanager
+def pinned_revisions(commits: dict[str, str]) -> Iterator[None]:
+    token = _PINNED_COMMITS.set(dict(commits))
+    try:
+        yield
+    finally:
+        _PINNED_COMMITS.reset(token)
+
+
 def resolve_commit(repo: Path, rev: str) -> str:
+    rev = (_PINNED_COMMITS.get() or {}).get(rev, rev)
     result = subprocess.run(
         ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
         capture_output=True,

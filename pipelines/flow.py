@@ -40,6 +40,7 @@ from pipelines.request import DeletionRequest, RequestError, load_request, raw_r
 from pipelines.replay import summarize
 from pipelines.request_file import request_file_digest
 from pipelines.settings import PROJECT_ROOT, Settings, load_settings
+from unlearning import numerics
 from unlearning.data.pairs import CorruptDataError
 from unlearning.device import best_device
 from unlearning.methods import create_method
@@ -202,6 +203,7 @@ def _process_request(settings: Settings, request_file: str, request_sha256: str,
 
         stage = enter_stage("pull model")
         model_lock.enter_context(locks.model_lock(settings, request.model.name))
+        helpers = model_lock.enter_context(registry.recording_alias_loads())
         original = pull_model_stage(settings, request)
         record.model.version_before, record.model.weights_sha256_before = original.version, original.weights_sha256
         record.training_data = original.lineage.as_record() if original.lineage else None
@@ -222,6 +224,7 @@ def _process_request(settings: Settings, request_file: str, request_sha256: str,
         started = time.perf_counter()
         unlearned, method, outcome, retained = unlearn_stage(request, original, data, device, kind)
         record_unlearning(record, kind, method, outcome, retained, device)
+        record.reproduction = reproduction_record(request, unlearned, device, helpers)
         log_method(mlflow_client, run.info.run_id, method)
 
         stage = enter_stage("verify")
@@ -351,6 +354,24 @@ def record_unlearning(record: AuditRecord, kind: ModelKind, method, outcome, ret
     record.method = {"name": method.name, "params": method.params.model_dump()}
     record.unlearning = {"task": kind.name, "steps": outcome.steps, "seconds": round(outcome.seconds, 3),
                          "needs_retain": method.needs_retain, **retained}
+
+
+def reproduction_record(request: DeletionRequest, unlearned, device, helpers: list[dict]) -> dict:
+    """What `erasure audit reproduce` needs beyond the rest of the record to run the unlearning again: the
+    numerics it ran in, the unlearned weights' sha256, the helper versions the request's aliases named, and
+    the request itself unless it holds what the record must not (inline record ids, file names to hash)."""
+    withheld = None
+    if request.privacy.hash_file_names:
+        withheld = "the request asks for its file names to be hashed"
+    elif getattr(request.forget, "records", None) is not None:
+        withheld = "the request lists record ids, which the record keeps only as keyed commitments"
+    return {
+        "numerics": {**numerics.current().as_record(), "device": str(device)},
+        "weights_sha256": registry.weights_sha256(unlearned),
+        "helpers": list(helpers),
+        "request": None if withheld else request.model_dump(mode="json"),
+        "request_withheld": withheld,
+    }
 
 
 def record_assessment(record: AuditRecord, assessment: Assessment) -> None:

@@ -12,6 +12,9 @@ import json
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ import mlflow
 import torch
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save, save_file
 from torch import nn
 
 from pipelines.settings import PROJECT_ROOT, Settings
@@ -128,10 +131,65 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+# Models loaded by alias during one request (its helper networks): the record keeps which version each alias
+# pointed at, and a re-execution (pipelines/audit/reproduce.py) pins the aliases to those versions.
+_LOADED: ContextVar[list[dict[str, str]] | None] = ContextVar("loaded_by_alias", default=None)
+_PINNED: ContextVar[dict[str, str] | None] = ContextVar("pinned_aliases", default=None)
+
+
+@contextmanager
+def recording_alias_loads() -> Iterator[list[dict[str, str]]]:
+    """Within this block, every `load_by_alias` appends {reference, name, version, weights_sha256}."""
+    loaded: list[dict[str, str]] = []
+    token = _LOADED.set(loaded)
+    try:
+        yield loaded
+    finally:
+        _LOADED.reset(token)
+
+
+@contextmanager
+def pinned_aliases(versions: dict[str, str]) -> Iterator[None]:
+    """Within this block, `load_by_alias` of a 'name@alias' in `versions` loads that version, wherever the
+    alias points now."""
+    token = _PINNED.set(dict(versions))
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
+
+
 @_explain_refusals("download a model")
 def load_by_alias(settings: Settings, name: str, alias: str) -> RegisteredModel:
     """Download and rebuild `name@alias`, checking the weights against the version's recorded hash."""
-    return _load_version(settings, name, _version_by_alias(settings, name, alias))
+    reference = f"{name}@{alias}"
+    pinned = (_PINNED.get() or {}).get(reference)
+    version = _version(settings, name, pinned) if pinned else _version_by_alias(settings, name, alias)
+    loaded = _load_version(settings, name, version)
+    if _LOADED.get() is not None:
+        _LOADED.get().append({"reference": reference, "name": name, "version": loaded.version,
+                              "weights_sha256": loaded.weights_sha256})
+    return loaded
+
+
+@_explain_refusals("download a model")
+def load_version(settings: Settings, name: str, version: str) -> RegisteredModel:
+    """Download and rebuild version `version` of `name`, checking its weights against their recorded hash."""
+    return _load_version(settings, name, _version(settings, name, version))
+
+
+def _version(settings: Settings, name: str, version: str):
+    try:
+        return client(settings).get_model_version(name, str(version))
+    except MlflowException as error:
+        if access_error(error, "read a model version") is not None:
+            raise
+        raise ModelNotFoundError(f"model: no version {version} of registered model '{name}' ({error.error_code})") from error
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """The sha256 a version of `model` is registered under: that of its safetensors file (`write_model_files`)."""
+    return hashlib.sha256(save({key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()})).hexdigest()
 
 
 @_explain_refusals("download a model")

@@ -21,9 +21,10 @@ from pipelines.settings import PROJECT_ROOT
 
 # 2.0: hash chain, signing, evidence with uncertainty, privacy. 2.1: attempt (crash recovery) and coalesced
 # (shared unlearning runs), both optional so 2.0 records still validate. 2.2: training_data (lineage),
-# data_erasure, and events (event, subject, purge) chained after a request's record; all optional.
+# data_erasure, and events (event, subject, purge) chained after a request's record; all optional. 2.3:
+# reproduction (numerics, unlearned weights' sha256, helper versions, the request), optional.
 # Bump the major on any breaking change.
-SCHEMA_VERSION = "2.2"
+SCHEMA_VERSION = "2.3"
 TRACKED_PACKAGES = ("torch", "mlflow", "prefect", "dvc", "great-expectations", "onnx", "onnxruntime", "numpy")
 Status = Literal["running", "passed", "rejected", "failed"]
 
@@ -167,6 +168,11 @@ class AuditRecord(BaseModel):
         None, description="the training data rewritten without the forgotten examples: branch, commit, files' md5s "
         "before/after, keyed digests of the forgotten examples; status committed, unchanged, skipped or failed")
     purge: dict[str, Any] | None = Field(None, description="for a data-purge event: the object md5s deleted, and where")
+    reproduction: dict[str, Any] | None = Field(
+        None, description="what `erasure audit reproduce` re-runs the unlearning from, beside the model and data "
+        "fields: numerics (CPU kernels, threads, device), the unlearned weights' sha256, the helper model versions "
+        "the request's aliases named, and the request (null, with the reason, where it holds record ids or "
+        "file names to hash)")
 
     @model_validator(mode="after")
     def _outcome_is_complete(self) -> "AuditRecord":
