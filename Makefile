@@ -54,7 +54,7 @@ demo-identity: identity ## GUIDE: the generator stops reproducing one identity, 
 
 demo: model ## set up, then run the example deletion request end to end
 	erasure request run requests/examples/forget-haze.yaml
-	@echo "review: erasure audit list | erasure audit show req-0001-forget-haze | mlflow ui --backend-store-uri sqlite:///$(ERASURE_HOME)/mlflow.db"
+	@echo "review: erasure audit list | erasure audit show req-0001-forget-haze | erasure audit reproduce req-0001-forget-haze | mlflow ui --backend-store-uri sqlite:///$(ERASURE_HOME)/mlflow.db"
 
 # The audit report test renders in headless Chromium; without it that one test skips, saying why.
 browser: ## install Debian's chromium for the report rendering test, where apt and root are available
@@ -68,6 +68,9 @@ test: setup browser ## run the test suite (unit, data, model, end-to-end)
 	# loadfile: a module's tests run in one worker, in order, sharing its module fixtures (xdist 3.8's
 	# loadgroup is a no-op on pytest 9.2: it renames items through `_nodeid`, which pytest 9 no longer reads).
 	pytest -n $(PYTEST_WORKERS) --dist loadfile
+	# The guard of issue 17: a generative module again under ATen's scalar kernels, the numerics another
+	# machine would have, so margins tuned to one machine's draw fail here, not on a newcomer's machine.
+	ATEN_CPU_CAPABILITY=default pytest -p no:cacheprovider -q tests/model/test_gan_methods.py
 
 bench: setup ## compare every method with retraining (restoration + digits, 3 seeds); writes bench/results/
 	python -m bench.methods

@@ -19,6 +19,10 @@ os.environ["ERASURE_HOME"] = str(_WORKER_HOME)
 os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_WORKER_HOME / 'mlflow.db'}"
 os.environ["PREFECT_HOME"] = str(_WORKER_HOME / "prefect")
 os.environ.pop("PREFECT_API_URL", None)
+# The CLI restarts itself (exec) to enter the reproducible numerics: inside a pytest worker that would replace
+# the worker. Tests run the CLI in-process with native numerics; the reproducible path runs in subprocesses
+# (tests/pipeline/test_audit_reproduce.py, tests/code/test_numerics.py), which set it back.
+os.environ["ERASURE_NUMERICS"] = "native"
 # One thread per process, inherited by the CLI, torchrun and Dask children: on 2 busy cores two threads
 # per process measured ~10x slower than one (issue 11). Set before torch is imported.
 TORCH_THREADS = 1

@@ -73,32 +73,46 @@ def test_another_seed_is_not_reproduced(recorded, monkeypatch):
     assert result.exact_expected and not result.bit_exact and not result.matches
 
 
-def registered_weights_file(sha256: str) -> Path:
+def registered_weights_files(sha256: str) -> list[Path]:
+    """Every stored copy of these weights: other tests register the same tiny model under other names."""
     artifacts = load_settings().artifact_root
-    return next(path for path in artifacts.rglob("weights.safetensors") if hashlib.sha256(path.read_bytes()).hexdigest() == sha256)
+    return [path for path in artifacts.rglob("weights.safetensors") if hashlib.sha256(path.read_bytes()).hexdigest() == sha256]
 
 
 def test_base_weights_altered_by_one_byte_are_refused_naming_the_base(recorded):
-    weights = registered_weights_file(recorded.model.weights_sha256_before)
-    original = weights.read_bytes()
-    altered = bytearray(original)
-    altered[-1] ^= 0x01
+    copies = {path: path.read_bytes() for path in registered_weights_files(recorded.model.weights_sha256_before)}
+    assert copies
     try:
-        weights.write_bytes(bytes(altered))
+        for path, original in copies.items():
+            path.write_bytes(original[:-1] + bytes([original[-1] ^ 0x01]))
         with pytest.raises(ReproductionError, match=rf"base model: .*{MODEL} version {recorded.model.version_before}"):
             reproduce(load_settings(), REQUEST_ID)
     finally:
-        weights.write_bytes(original)
+        for path, original in copies.items():
+            path.write_bytes(original)
 
 
-def test_cli_reproduces_in_a_fresh_process_with_the_recorded_numerics(recorded):
-    # The auditor's command, in its own process: it restarts itself in the recorded numerics.
-    environment = {key: value for key, value in os.environ.items() if key != "ATEN_CPU_CAPABILITY"}
-    done = subprocess.run([str(Path(sys.executable).parent / "erasure"), "audit", "reproduce", REQUEST_ID],
-                          capture_output=True, text=True, env=environment, timeout=600)
+def erasure(*args: str, **environment: str) -> subprocess.CompletedProcess:
+    """The `erasure` command in a process of its own (it restarts itself to enter the numerics it needs)."""
+    command = [str(Path(sys.executable).parent / "erasure"), *args]
+    # Generous: ~40 s idle for a request run (Prefect's ephemeral server, MLflow, DVC); no timing is asserted.
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **environment}, timeout=900)
+
+
+def test_a_request_run_by_the_cli_in_reproducible_numerics_reproduces_bit_exact(world, tiny_world, tmp_path):
+    # The demo's path: `erasure request run` in the reproducible profile, then the auditor's command.
+    register_model("reproduced-cli", tiny_world.fresh_model(), tmp_path / "base")
+    path = request_file(tmp_path, "req-reproduce-cli", model="reproduced-cli@champion",
+                        method={"name": "gradient_ascent", "params": {"steps": 10, "learning_rate": 3e-4, "retain_weight": 3.0}},
+                        thresholds={"forget_max_gain_db": 30.0, "retain_max_drop_db": 30.0})
+    run = erasure("request", "run", str(path), ERASURE_NUMERICS="reproducible")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    numerics = read_record(load_settings(), "req-reproduce-cli").reproduction["numerics"]
+    assert numerics["profile"] == "reproducible" and numerics["capability"] == "AVX2"
+    done = erasure("audit", "reproduce", "req-reproduce-cli")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "reproduced: bit-exact" in done.stdout
-    assert recorded.model.weights_sha256_after in done.stdout
+    assert read_record(load_settings(), "req-reproduce-cli").model.weights_sha256_after in done.stdout
 
 
 def test_purged_revision_is_named(recorded, world):
