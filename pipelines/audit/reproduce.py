@@ -34,10 +34,11 @@ from pipelines.settings import Settings
 from unlearning import numerics
 from unlearning.device import best_device
 
-# Relative L2 distance between reproduced and registered weights, where bit-exactness cannot be expected
-# (GPU kernels, another CPU's kernels); unlearning runs of the same inputs on avx2 vs avx512 kernels differ
-# by ~1e-5 relative on the demo's restorer, a different method or seed by > 1e-1.
-WEIGHTS_TOLERANCE = 1e-2
+# Relative L2 distance between reproduced and registered weights, where bit-exactness cannot be expected.
+# Measured on the demo's haze request (200 steps): the AVX2-profile run re-executed on AVX-512 kernels lies
+# 6.8e-5 from it, on scalar kernels 7.8e-5; another seed on the tests' tiny restorer (60 steps) 1.9e-2.
+# Not measured for a GPU run (bf16 autocast; no GPU was lent): there the metrics below are the stronger check.
+WEIGHTS_TOLERANCE = 1e-3
 # |reproduced - recorded| <= METRIC_TOLERANCE * max(1, |recorded|), for every verification metric.
 METRIC_TOLERANCE = 2e-2
 DATA_FIELDS = ("forget_data", "retain_data", "evaluation_data")
