@@ -1,8 +1,9 @@
 """Adapt-then-Unlearn and its baselines on the tiny GAN world: forgetting digit 6.
 
-Measured (seed 0, 1 core; before: 6's share 0.159 on the bank, FID vs kept test digits 5.57, KID
-0.229; 168 negatives, 832 positives judged from 1 000 samples), adapt 150 steps x 2 copies, 200
-unlearning steps: see each test's comment. Stage 2 of adapt_then_unlearn with gamma = 0 is exactly
+Measured over seeds 0-2 x ATEN_CPU_CAPABILITY {default, avx2, avx512} (1 core; avx2 and avx512 train to the
+same weights on seeds 0 and 2): before, 6's share 0.091-0.124 on the 4 000-latent bank, FID vs kept test
+digits 1.41-2.29, KID 0.042-0.097; 89-122 negatives judged from 1 000 samples; adapt 150 steps x 2 copies,
+200 unlearning steps: see each test's comment. Stage 2 of adapt_then_unlearn with gamma = 0 is exactly
 gan_finetune with the same seed and steps, so gan_finetune is the gamma = 0 control.
 """
 
@@ -57,7 +58,8 @@ def unlearned(gan_world):
 
 
 def test_original_generator_makes_the_class(before):
-    # Measured 0.159; without this, "forgetting" would mean nothing.
+    # measured over seeds 0-2 x {default, avx2, avx512}: 0.091-0.124; bound 0.08. Without this, "forgetting"
+    # would mean nothing.
     assert before.forget_share > 0.08
 
 
@@ -67,14 +69,15 @@ def test_adapted_copies_generate_mostly_the_class(gan_world, unlearned):
     with torch.no_grad():
         for parameter, value in zip(adapted.generator_parameters(), method.adapted[0]):
             parameter.copy_(value)
-    # Measured 0.995 (from 0.159).
-    assert scores(gan_world, adapted).forget_share > 0.6
+    # measured over seeds 0-2 x {default, avx2, avx512}: 0.912-0.986 (from 0.091-0.124); bound 0.8
+    assert scores(gan_world, adapted).forget_share > 0.8
 
 
 def test_adapt_then_unlearn_removes_the_class_and_keeps_quality(gan_world, before, unlearned):
     after = scores(gan_world, unlearned["l2"][0])
-    # Measured: share 0.003 (from 0.159), KID 0.156 (from 0.228), FID 4.70 (from 5.57: fewer 6s, closer to
-    # the kept classes), smallest kept-class share ratio 0.77; exp: 0.004 / 0.161 / 4.73 / 0.68.
+    # measured over seeds 0-2 x {default, avx2, avx512}: share 0.000-0.007 (bound 0.015); KID change -0.067 to
+    # -0.008 (fewer 6s, closer to the kept classes; bound +0.05); verification passes on all nine (FID change
+    # -0.84 to -0.29, smallest kept-class share ratio 0.73-0.94); exp: share 0.000-0.009, passes on all nine.
     assert after.forget_share <= 0.015
     assert after.kid <= before.kid + 0.05
     assert verify_generation(before, after, GenerationThresholds()).passed
@@ -84,9 +87,10 @@ def test_adapt_then_unlearn_removes_the_class_and_keeps_quality(gan_world, befor
 def test_each_repulsion_form_pushes_the_generator_away_from_the_adapted_copies(unlearned, form):
     model, method, run, _ = unlearned[form]
     control = unlearned["control"][0]
-    # Measured val after stage 2: l2 0.105, exp 0.104, reci 0.030; gamma = 0 control 0.004. (reci also
-    # forgets, share 0.010, but one kept class falls to 0.14 of its share here: it fails verification.)
-    assert parameter_distance(model, method.adapted) > 1.5 * parameter_distance(control, method.adapted)
+    # measured over seeds 0-2 x {default, avx2, avx512}: val after stage 2 l2 0.103-0.116, exp 0.102-0.117, reci
+    # 0.027-0.034, gamma = 0 control 0.0033-0.0050: the smallest ratio 6.7; bound 3. (reci also forgets, share
+    # 0.000-0.024, but fails verification on five of the nine: a kept class thinned or FID up.)
+    assert parameter_distance(model, method.adapted) > 3 * parameter_distance(control, method.adapted)
     assert run.steps == 2 * 150 + UNLEARN_STEPS
     assert not model.training
 
@@ -94,13 +98,16 @@ def test_each_repulsion_form_pushes_the_generator_away_from_the_adapted_copies(u
 def test_finetuning_without_repulsion_forgets_much_less(gan_world, unlearned):
     control = scores(gan_world, unlearned["control"][0]).forget_share
     repelled = scores(gan_world, unlearned["l2"][0]).forget_share
-    # Measured: control 0.045 (plateaued: 0.046 at 100 steps), l2 0.003. At the deployed size the control
-    # forgets more (0.007 from 0.109) but still 3x the l2 run's share at 1 000 steps.
-    assert control > 0.02
-    assert control > 4 * repelled
+    # measured over seeds 0-2 x {default, avx2, avx512}: control 0.019-0.041 (bound 0.015, the share the l2 run
+    # must reach above), l2 0.000-0.007; control / l2 >= 3.0 (3.0-3.1 on seed 1 with avx2/avx512, 6.7 or more
+    # elsewhere); bound 2.5. At the deployed size the control forgets more (0.007 from 0.109) but still 3x the
+    # l2 run's share at 1 000 steps.
+    assert control > 0.015
+    assert control > 2.5 * repelled
 
 
 def test_an_untouched_generator_fails_verification(before):
+    # measured over seeds 0-2 x {default, avx2, avx512}: exactly these two checks fail on all nine
     verdict = verify_generation(before, before, GenerationThresholds())
     assert not verdict.passed
     failed = {check.name for check in verdict.checks if not check.passed}

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from tests.gan_world import CPU
-from tests.identity_world import make_identity_world
+from tests.identity_world import make_identity_gan_world, make_identity_world
 from unlearning.identity import (augmented_views, identity_similarity, perceptual_distance, typical_latent_distance)
 from unlearning.identity_metrics import fid_between_generators, reconstructions, score_identity, similarities
 from unlearning.methods import create_method
@@ -33,8 +33,8 @@ from unlearning.verify import IdentityThresholds, verify_identity
 
 
 @pytest.fixture(scope="module")
-def world(gan_world):
-    return make_identity_world(gan_world, seed=0)
+def world():
+    return make_identity_world(make_identity_gan_world(seed=0), seed=0)
 
 
 def scores(world, model):

@@ -22,8 +22,8 @@ from pipelines.audit.store import local_record_path
 from pipelines.audit.verify import verify_trail
 from pipelines.settings import load_settings
 from tests.conftest import commit_data
-from tests.gan_world import CPU, make_gan_world
-from tests.identity_world import make_identity_world
+from tests.gan_world import CPU
+from tests.identity_world import make_identity_gan_world, make_identity_world
 from tests.pipeline.conftest import register_model, request_file, run_flow
 from unlearning.data.digits import DigitsDataConfig
 from unlearning.data.identities import OTHERS_PATH, build_identity_sets, identity_path
@@ -39,7 +39,7 @@ IDENTITY = identity_path(0)
 
 @pytest.fixture(scope="module")
 def identity_world():
-    return make_identity_world(make_gan_world(seed=0), seed=0)
+    return make_identity_world(make_identity_gan_world(seed=0), seed=0)
 
 
 @pytest.fixture(scope="module")
