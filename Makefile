@@ -90,7 +90,10 @@ bench-identity: setup ## GUIDE vs its baseline on the tests' tiny GAN world (3 s
 bench-coalescing: setup ## wall time of 1 request vs 10 coalesced (and 10 one by one); writes bench/results/coalescing.md
 	python -m bench.coalescing --sequential
 
-.PHONY: bench-serving bench-gpu
+.PHONY: bench-serving bench-gpu bench-numerics
+bench-numerics: setup ## the reproducible CPU numerics: weights bytes under each ATen capability, native vs pinned, and the cost; writes bench/results/numerics.md
+	python -m bench.numerics
+
 bench-serving: setup ## onnxruntime vs torch eager latency of the restorer; writes bench/results/serving.md
 	python -m bench.serving
 
