@@ -64,6 +64,9 @@ METHODS = {"guide": ("guide", {}), "guide (paper: no inverted preservation)": ("
            "guide_baseline": ("guide_baseline", {})}
 # At the deployed sizes the example request's recipe (method, params and thresholds read from the file) runs beside these.
 DEPLOYED_METHODS = {REQUEST_KEY: None,
+                    "the previous example request (views 8 x 2, inverted_weight 8 beyond 0.75 d)":
+                        ("guide", {"steps": 2000, "identity_views": 8, "views_weight": 2, "inverted_weight": 8,
+                                   "inverted_min_distance": 0.75}),
                     "the previous example request (2 000 steps, inverted_weight 0)":
                         ("guide", {"steps": 2000, "inverted_weight": 0.0}),
                     "guide (defaults)": ("guide", {}),
