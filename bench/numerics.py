@@ -17,6 +17,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -60,16 +61,20 @@ TRAIN = textwrap.dedent("""
 
 
 def run(capability: str, mode: str, steps: int) -> dict:
+    """One seeded training in a fresh process whose host kernels are `capability`, in `mode` (native or
+    reproducible): {capability, mode, kernels (that ran), sha256 (of the weights), seconds}."""
     environment = {**os.environ, "ATEN_CPU_CAPABILITY": capability, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     for key in ("MKL_CBWR", "ERASURE_NUMERICS_RESTARTED"):
         environment.pop(key, None)
-    script = RESULTS / ".numerics_train.py"
-    script.write_text(TRAIN)
-    try:
+    with tempfile.TemporaryDirectory() as scratch:
+        # A script file, not `python -c`: entering the profile restarts the process with its own argv.
+        script = Path(scratch) / "train_and_hash.py"
+        script.write_text(TRAIN)
+        # Generous: a few seconds idle at the tests' step counts; no timing is asserted anywhere.
         done = subprocess.run([sys.executable, str(script), mode, str(steps)], capture_output=True, text=True,
-                              env=environment, check=True, cwd=Path(__file__).parents[1])
-    finally:
-        script.unlink(missing_ok=True)
+                              env=environment, cwd=Path(__file__).parents[1], timeout=900)
+    if done.returncode != 0:
+        raise RuntimeError(f"training under {capability}/{mode} failed: {done.stderr[-2000:]}")
     return {"capability": capability, "mode": mode, **json.loads(done.stdout.strip().splitlines()[-1])}
 
 

@@ -4,43 +4,12 @@ kernels the machine would pick, and the native numerics, the negative control, d
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
 
+from bench.numerics import run
 from unlearning import numerics
-
-# Training a conv net and a linear net, a few dozen seeded steps each: the ops the DVC stages use (conv,
-# linear, batch statistics, Adam, log-softmax). Run in a fresh process: ATen reads ATEN_CPU_CAPABILITY once.
-TRAIN_AND_HASH = textwrap.dedent("""
-    import hashlib, sys
-    import torch
-    from unlearning import numerics
-    if sys.argv[1] == "reproducible":
-        numerics.enter(numerics.REPRODUCIBLE)
-    from unlearning.models import build_model
-    torch.manual_seed(0)
-    models = [build_model("digits-judge-cnn", {"channels": 8}), build_model("restorer-unet", {"width": 8, "levels": 2})]
-    digest = hashlib.sha256()
-    for model in models:
-        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-        for step in range(20):
-            if model.task_kind == "classification":
-                inputs = torch.rand(32, 1, 8, 8)
-                loss = torch.nn.functional.cross_entropy(model(inputs), torch.randint(10, (32,)))
-            else:
-                inputs = torch.rand(8, 3, 16, 16)
-                loss = (model(inputs) - inputs.flip(-1)).pow(2).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        for tensor in model.state_dict().values():
-            digest.update(tensor.contiguous().numpy().tobytes())
-    print(numerics.current().capability, digest.hexdigest())
-""")
 
 # The two ends this CPU offers: the scalar kernels and its widest (avx512 where it has it, else avx2).
 CAPABILITIES = ["default", torch.backends.cpu.get_cpu_capability().lower()]
@@ -48,30 +17,24 @@ needs_avx2 = pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() == "DEFA
                                 reason="the reproducible profile is for x86-64 CPUs with AVX2")
 
 
-def train_under(capability: str, mode: str, tmp_path) -> tuple[str, str]:
-    script = tmp_path / "train_and_hash.py"
-    script.write_text(TRAIN_AND_HASH)
-    environment = {**os.environ, "ATEN_CPU_CAPABILITY": capability, "OMP_NUM_THREADS": "1"}
-    environment.pop(numerics.RESTARTED_MARKER, None)
-    environment.pop("MKL_CBWR", None)
-    # Generous: ~5 s idle (import + 60 steps); no timing is asserted.
-    done = subprocess.run([sys.executable, str(script), mode], capture_output=True, text=True, env=environment, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    kernels, digest = done.stdout.split()[-2:]
-    return kernels, digest
+def train_under(capability: str, mode: str) -> tuple[str, str]:
+    """(kernels that ran, weights sha256) of a few seeded steps of the deployed restorer and judge (conv, linear,
+    Adam, log-softmax: the ops the DVC stages use), in a fresh process: ATen reads ATEN_CPU_CAPABILITY once."""
+    result = run(capability, mode, steps=5)
+    return result["kernels"], result["sha256"]
 
 
 @needs_avx2
-def test_reproducible_training_gives_identical_bytes_under_every_capability(tmp_path):
-    results = {capability: train_under(capability, "reproducible", tmp_path) for capability in CAPABILITIES}
+def test_reproducible_training_gives_identical_bytes_under_every_capability():
+    results = {capability: train_under(capability, "reproducible") for capability in CAPABILITIES}
     assert {kernels for kernels, _ in results.values()} == {"AVX2"}
     assert len({digest for _, digest in results.values()}) == 1, results
 
 
 @needs_avx2
-def test_native_training_differs_between_capabilities(tmp_path):
+def test_native_training_differs_between_capabilities():
     # The negative control: without the profile the machine's kernels change the bytes (what broke issue 17).
-    default, avx2 = train_under("default", "native", tmp_path), train_under("avx2", "native", tmp_path)
+    default, avx2 = train_under("default", "native"), train_under("avx2", "native")
     assert default[0] == "DEFAULT" and avx2[0] == "AVX2"
     assert default[1] != avx2[1]
 
