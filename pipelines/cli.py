@@ -126,17 +126,23 @@ def _family(family: Family):
 
 
 def enter_numerics(mode: str) -> None:
-    """Run the rest of this command in reproducible CPU numerics (restarting it once if it was not started in
-    them), unless `mode` is native or a GPU will do the work. A CPU that cannot run the profile is said, not fatal."""
+    """Run the rest of this command in reproducible CPU numerics, unless `mode` is native or a GPU will do the work."""
     from unlearning import numerics
     from unlearning.device import best_device
 
-    if mode == "native" or best_device().type != "cpu":
-        return
+    if mode != "native" and best_device().type == "cpu":
+        _enter(numerics.REPRODUCIBLE, "native numerics[/] (results are this machine's own)")
+
+
+def _enter(wanted, fallback: str) -> None:
+    """Enter `wanted` numerics (restarting this command once if it was not started in them); a CPU that cannot
+    run them is said with `fallback`, not fatal."""
+    from unlearning import numerics
+
     try:
-        numerics.enter(numerics.REPRODUCIBLE)
+        numerics.enter(wanted)
     except numerics.NumericsUnavailable as error:
-        console.print(f"[yellow]native numerics[/] (results are this machine's own): {error}")
+        console.print(f"[yellow]{fallback}: {error}")
 
 
 @model_app.command("train")
@@ -439,15 +445,11 @@ def audit_reproduce(
     settings = load_settings()
     settings.export_environment()
     try:
-        required = recorded_numerics(load_reproducible_record(settings, request_id))
+        record = load_reproducible_record(settings, request_id)
+        required = recorded_numerics(record)
         if required is not None:
-            from unlearning import numerics
-
-            try:
-                numerics.enter(required)
-            except numerics.NumericsUnavailable as error:
-                console.print(f"[yellow]not the recorded numerics[/] (compared within tolerance): {error}")
-        result = reproduce(settings, request_id, request)
+            _enter(required, "not the recorded numerics[/] (compared within tolerance)")
+        result = reproduce(settings, request_id, request, record)
     except ReproductionError as error:
         console.print(f"[bold red]cannot reproduce {escape(request_id)}:[/] {escape(str(error))}")
         raise typer.Exit(2) from None

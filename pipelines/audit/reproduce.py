@@ -96,12 +96,14 @@ def load_reproducible_record(settings: Settings, request_id: str) -> AuditRecord
     return record
 
 
-def reproduce(settings: Settings, request_id: str, request_file: Path | None = None) -> Reproduction:
-    """Re-run `request_id`'s unlearning from its record; raises ReproductionError naming the first input that
-    no longer matches. The caller runs this in the record's numerics (`recorded_numerics`)."""
+def reproduce(settings: Settings, request_id: str, request_file: Path | None = None,
+              record: AuditRecord | None = None) -> Reproduction:
+    """Re-run `request_id`'s unlearning from its record (`record`, if the caller already read it with
+    `load_reproducible_record`); raises ReproductionError naming the first input that no longer matches. The
+    caller runs this in the record's numerics (`recorded_numerics`)."""
     from pipelines.flow import unlearn
 
-    record = load_reproducible_record(settings, request_id)
+    record = record or load_reproducible_record(settings, request_id)
     section = record.reproduction
     request = _recorded_request(record, request_file)
     checks: list[str] = [f"request: sha256 {str(record.request_sha256)[:16]}..."]
