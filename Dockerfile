@@ -28,7 +28,7 @@ RUN pip install -c requirements.lock -e '.[production]' \
 
 USER 10001
 HEALTHCHECK --interval=60s --timeout=20s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import torch, pipelines.flow; assert torch.cuda.is_available(), 'no GPU visible'"]
+    CMD ["python", "-c", "import torch, pipelines.flow.deletion; assert torch.cuda.is_available(), 'no GPU visible'"]
 
 ENTRYPOINT ["prefect", "worker", "start"]
 CMD ["--pool", "erasure-gpu", "--type", "process"]

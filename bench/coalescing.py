@@ -39,9 +39,9 @@ def build_world(root: Path) -> Path:
     import torch
     import yaml  # noqa: F401 - fail early if the request writer's dependency is missing
 
-    from pipelines import registry
-    from pipelines.base_model import register_base_model
-    from pipelines.settings import load_settings
+    from pipelines.adapters import registry
+    from pipelines.adapters.settings import load_settings
+    from pipelines.flow.base_model import register_base_model
     from unlearning.data.pairs import PairSet, decode_arrays, encode_arrays
     from unlearning.data.restoration import RestorationDataConfig, build_restoration_sets, set_path
     from unlearning.models import build_model
@@ -108,7 +108,7 @@ def write_request(directory: Path, request_id: str, shard: int) -> Path:
 
 def timed_round(root: Path, name: str, count: int, coalesce: bool) -> tuple[float, list[dict]]:
     """`count` requests (shards 0..count-1) through one inbox run; (wall seconds, outcomes)."""
-    from pipelines.inbox import inbox_flow
+    from pipelines.operations.inbox import inbox_flow
 
     inbox = root / f"inbox-{name}"
     for shard in range(count):
@@ -131,13 +131,13 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="erasure-bench-coalescing-"))
     os.environ.update({"ERASURE_HOME": str(root / "home"), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'home' / 'mlflow.db'}", "PREFECT_HOME": str(root / "home" / "prefect")})
     os.environ.pop("PREFECT_API_URL", None)
-    from pipelines.settings import load_settings
+    from pipelines.adapters.settings import load_settings
 
     load_settings().export_environment()
     started = time.perf_counter()
     build_world(root)
     setup = time.perf_counter() - started
-    from pipelines.flow import deletion_flow
+    from pipelines.flow.deletion import deletion_flow
 
     # Warm-up: starts Prefect's ephemeral server and imports the flow's tools, so round one pays for neither.
     deletion_flow(str(write_request(root / "warm-up", "req-warm-up", 0)))

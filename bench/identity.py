@@ -42,14 +42,25 @@ from pathlib import Path
 import torch
 
 from tests.gan_world import TINY_GAN_TRAINING, GanWorld, make_gan_world
-from tests.identity_world import (LOSS_NET, TINY_ENCODER, TINY_ENCODER_TRAINING, TINY_IDENTITY_TRAINING, VERIFIER_NET,
-                                  IdentityWorld)
+from tests.identity_world import (
+    LOSS_NET,
+    TINY_ENCODER,
+    TINY_ENCODER_TRAINING,
+    TINY_IDENTITY_TRAINING,
+    VERIFIER_NET,
+    IdentityWorld,
+)
 from unlearning.data.digits import DigitsDataConfig, build_digits_sets, load_set
 from unlearning.data.identities import OTHERS_PATH, IdentitySetsConfig, build_identity_sets, identity_path
 from unlearning.data.pairs import decode_arrays
 from unlearning.generation_metrics import features, latent_bank
-from unlearning.identity import (EncoderTrainConfig, IdentityTrainConfig, augmented_views, train_encoder,
-                                 train_identity_net)
+from unlearning.identity import (
+    EncoderTrainConfig,
+    IdentityTrainConfig,
+    augmented_views,
+    train_encoder,
+    train_identity_net,
+)
 from unlearning.identity_metrics import fid_between_generators, score_identity
 from unlearning.methods import create_method
 from unlearning.models import build_model
@@ -78,7 +89,7 @@ PAPER = ("| EG3D FFHQ (paper, README of KHU-AGI/GUIDE) | ID | ID_others | FID_pr
 
 def _deployed_gan_world(seed: int) -> GanWorld:
     """The deployed sizes of params.yaml (GAN, feature network), seeded like the tests' world."""
-    from pipelines.base_model import load_params
+    from pipelines.flow.base_model import load_params
     from unlearning.gan_training import GanTrainConfig, digits_images, train_digits_classifier_cnn, train_gan
     from unlearning.train import TrainConfig
 
@@ -99,7 +110,7 @@ def _deployed_gan_world(seed: int) -> GanWorld:
 
 def build_world(seed: int, deployed: bool) -> IdentityWorld:
     if deployed:
-        from pipelines.base_model import load_params
+        from pipelines.flow.base_model import load_params
 
         params = load_params(Path(__file__).parents[1] / "params.yaml")
         gan = _deployed_gan_world(seed)
@@ -137,7 +148,7 @@ def identities(seed: int, count: int):
 
 def example_request() -> tuple[str, dict, IdentityThresholds]:
     """The example request's method, params and thresholds, read (and validated) from its file."""
-    from pipelines.request import load_request
+    from pipelines.flow.request import load_request
 
     request = load_request(EXAMPLE_REQUEST)
     return request.method.name, dict(request.method.params), IdentityThresholds(**request.thresholds)

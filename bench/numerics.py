@@ -32,7 +32,7 @@ TRAIN = textwrap.dedent("""
         numerics.enter(numerics.REPRODUCIBLE)
     else:
         torch.set_num_threads(1)
-    from pipelines.base_model import load_params
+    from pipelines.flow.base_model import load_params
     from unlearning.models import build_model
     params = load_params("params.yaml")
     steps = int(sys.argv[2])

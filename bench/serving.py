@@ -94,9 +94,9 @@ def run(device: torch.device, shapes: list[tuple[int, ...]], threads: list[int],
         session_path = None
         if skip_onnx is None:
             try:  # pipelines/ also needs its settings' packages (pydantic-settings), which a bare machine lacks
-                from pipelines.export import export_onnx
+                from pipelines.adapters.export import export_onnx
             except ImportError as error:
-                skip_onnx = f"not measured: pipelines.export does not import ({error})"
+                skip_onnx = f"not measured: pipelines.adapters.export does not import ({error})"
             else:
                 session_path = export_onnx(model, torch.rand(2, 3, 32, 32), Path(scratch) / "restorer.onnx")
         for shape in shapes:

@@ -4,6 +4,6 @@ Prefect and MLflow read their settings when first imported, so the embedded defa
 here, before any submodule imports them.
 """
 
-from pipelines.settings import load_settings
+from pipelines.adapters.settings import load_settings
 
 load_settings().export_environment()

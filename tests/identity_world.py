@@ -14,8 +14,13 @@ import torch
 from tests.gan_world import CPU, TINY_GAN_TRAINING, GanWorld, make_gan_world
 from unlearning.gan_training import GanTrainConfig
 from unlearning.generation_metrics import features
-from unlearning.identity import (EncoderTrainConfig, IdentityTrainConfig, augmented_views, train_encoder,
-                                 train_identity_net)
+from unlearning.identity import (
+    EncoderTrainConfig,
+    IdentityTrainConfig,
+    augmented_views,
+    train_encoder,
+    train_identity_net,
+)
 from unlearning.methods.identity import IdentityProblem, identity_problem
 from unlearning.models import build_model
 

@@ -4,7 +4,7 @@ each batch, and DDP averages the gradients, so N ranks take the same steps as on
 Every rank draws the same global batch (the loop's generator is seeded identically everywhere) and
 keeps its contiguous 1/N of it. A method's loss is a mean over examples, so the average of the
 ranks' gradients equals the one-process gradient of the whole batch, up to float summation order.
-Launch with `torchrun` (see pipelines/distributed.py); gloo on CPU, NCCL on GPUs.
+Launch with `torchrun` (see pipelines/production/distributed.py); gloo on CPU, NCCL on GPUs.
 """
 
 from __future__ import annotations

@@ -5,19 +5,19 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from pipelines.adapters.settings import Settings
+from pipelines.audit import checkpoint as checkpoint_module
 from pipelines.audit.record import canonical_bytes, now
 from pipelines.audit.report import TEMPLATES, ReportError
-from pipelines.audit import checkpoint as checkpoint_module
 from pipelines.audit.store import find_run_id, read_attestation, read_record, read_run_checkpoint
 from pipelines.audit.verify import verify_trail
-from pipelines.settings import Settings
 
 
 def version_status(settings: Settings, record) -> dict[str, str | None]:
     """Where the produced version stands at issue time: promoted when, and whether its alias still points at it."""
     from mlflow.exceptions import MlflowException
 
-    from pipelines import registry
+    from pipelines.adapters import registry
 
     name, alias, version = record.model.name, record.model.alias, record.model.version_after
     status = {"version": version, "alias": alias, "promoted_at": None, "alias_now": None, "tag": None}

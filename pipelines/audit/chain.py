@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from pipelines.settings import Settings
+from pipelines.adapters.settings import Settings
 
 UNATTRIBUTED = "_unattributed"
 TAG_CHAIN_HEAD = "erasure.audit.chain_head"

@@ -17,11 +17,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-
+from pipelines.adapters.settings import Settings
 from pipelines.audit import chain as chain_module
 from pipelines.audit import signing
 from pipelines.audit.record import now
-from pipelines.settings import Settings
 
 CHECKPOINT_TYPE = "erasure.checkpoint/v1"
 CHECKPOINT_ARTIFACT = "audit/checkpoint.json"

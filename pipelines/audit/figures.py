@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from pipelines.adapters.settings import Settings  # noqa: E402
 from pipelines.audit.record import AuditRecord  # noqa: E402
-from pipelines.settings import Settings  # noqa: E402
 
 GRID_EXAMPLES = 3
 
@@ -109,7 +109,7 @@ def load_version(settings: Settings, name: str, version: str) -> torch.nn.Module
     """A registered version's model, refused if its weights no longer match the registry's hash."""
     import mlflow
 
-    from pipelines import registry
+    from pipelines.adapters import registry
 
     tags = registry.client(settings).get_model_version(name, version).tags
     with tempfile.TemporaryDirectory() as scratch:
@@ -121,7 +121,7 @@ def load_version(settings: Settings, name: str, version: str) -> torch.nn.Module
 
 
 def evaluation_sets(settings: Settings, record: AuditRecord) -> dict[str, Any]:
-    from pipelines import datastore
+    from pipelines.adapters import datastore
     from unlearning.data.pairs import PairSet, decode_arrays
 
     forget = {record.forget_data.get("sha256")}

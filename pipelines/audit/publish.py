@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from pipelines.adapters.settings import Settings
 from pipelines.audit.record import AuditRecord
-from pipelines.settings import Settings
 
 
 def artifact_key(request_id: str) -> str:
@@ -14,7 +14,7 @@ def artifact_key(request_id: str) -> str:
 
 
 def mlflow_run_link(settings: Settings, record: AuditRecord) -> str:
-    from pipelines.registry import client
+    from pipelines.adapters.registry import client
 
     if not record.mlflow_run_id:
         return "no MLflow run"

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipelines.settings import PROJECT_ROOT
+from pipelines.adapters.settings import PROJECT_ROOT
 
 # 2.0: hash chain, signing, evidence with uncertainty, privacy. 2.1: attempt (crash recovery) and coalesced
 # (shared unlearning runs), both optional so 2.0 records still validate. 2.2: training_data (lineage),
@@ -103,7 +103,7 @@ class Privacy(BaseModel):
 
 
 class Coalesced(BaseModel):
-    """Set when the request was unlearned together with others in one run (pipelines/coalesce.py)."""
+    """Set when the request was unlearned together with others in one run (pipelines/operations/coalesce.py)."""
 
     requests: list[str] = Field(description="every request unlearned in the shared run, this one included, in order")
     shared_run_id: str = Field(description="MLflow run that logged the shared model and its ONNX export")

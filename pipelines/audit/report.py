@@ -10,11 +10,11 @@ from pathlib import Path
 
 import jinja2
 
+from pipelines.adapters.settings import Settings
 from pipelines.audit.figures import FigureError
 from pipelines.audit.record import AuditRecord
 from pipelines.audit.store import find_run_id, read_attestation, read_record
 from pipelines.audit.verify import TrailReport, verify_trail
-from pipelines.settings import Settings
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")), autoescape=True, undefined=jinja2.StrictUndefined
@@ -28,7 +28,7 @@ class ReportError(FigureError):
 def lineage(settings: Settings, model: str | None) -> list[dict[str, str]]:
     from mlflow.exceptions import MlflowException
 
-    from pipelines import registry
+    from pipelines.adapters import registry
 
     if not model:
         return []

@@ -26,11 +26,12 @@ from typing import Any
 
 import torch
 
-from pipelines import kinds, registry
+from pipelines import kinds
+from pipelines.adapters import registry
+from pipelines.adapters.datastore import DataRevisionError, pinned_revisions
+from pipelines.adapters.settings import Settings
 from pipelines.audit.record import AuditRecord, code_version
 from pipelines.audit.store import read_record
-from pipelines.datastore import DataRevisionError, pinned_revisions
-from pipelines.settings import Settings
 from unlearning import numerics
 from unlearning.device import best_device
 
@@ -101,7 +102,7 @@ def reproduce(settings: Settings, request_id: str, request_file: Path | None = N
     """Re-run `request_id`'s unlearning from its record (`record`, if the caller already read it with
     `load_reproducible_record`); raises ReproductionError naming the first input that no longer matches. The
     caller runs this in the record's numerics (`recorded_numerics`)."""
-    from pipelines.flow import unlearn
+    from pipelines.flow.deletion import unlearn
 
     record = record or load_reproducible_record(settings, request_id)
     section = record.reproduction
@@ -133,8 +134,8 @@ def reproduce(settings: Settings, request_id: str, request_file: Path | None = N
 
 
 def _recorded_request(record: AuditRecord, request_file: Path | None):
-    from pipelines.request import DeletionRequest, load_request
-    from pipelines.request_file import request_file_digest
+    from pipelines.flow.request import DeletionRequest, load_request
+    from pipelines.flow.request_file import request_file_digest
 
     if request_file is not None:
         _, digest = request_file_digest(request_file)

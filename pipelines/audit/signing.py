@@ -20,8 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from pipelines.adapters.settings import Settings
 from pipelines.audit.record import SigningInfo, now
-from pipelines.settings import Settings
 
 KEY_ENV = "ERASURE_SIGNING_KEY"
 STATEMENT_TYPE = "erasure.attestation/v1"

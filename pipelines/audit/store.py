@@ -15,11 +15,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pipelines.adapters.settings import Settings
 from pipelines.audit import chain as chain_module
 from pipelines.audit import checkpoint as checkpoint_module
 from pipelines.audit import signing
 from pipelines.audit.record import AuditRecord, ChainLink, canonical_bytes, field_digests, hashed_file_id, now
-from pipelines.settings import Settings
 
 RECORD_ARTIFACT = "audit/record.json"
 
@@ -67,7 +67,7 @@ def _model_exists(mlflow_client, name: str | None) -> bool:
 
 def write_record(settings: Settings, record: AuditRecord) -> Path:
     """Chain, store and (for a promotion) attest `record`; returns the local copy's path. Safe to retry."""
-    from pipelines.registry import client
+    from pipelines.adapters.registry import client
 
     apply_privacy(record)
     key = signing.load_signing_key(settings)
@@ -150,7 +150,7 @@ def write_record(settings: Settings, record: AuditRecord) -> Path:
                 for tag, value in chain_module.head_tags(ledger).items():
                     mlflow_client.set_registered_model_tag(record.model.name, tag, value)
                 if record.model.version_after:
-                    from pipelines.registry import describe_version, version_description
+                    from pipelines.adapters.registry import describe_version, version_description
 
                     describe_version(settings, record.model.name, record.model.version_after, version_description(
                         record.request_id, record.model.version_before, record.status,
@@ -170,7 +170,7 @@ def read_run_artifact(settings: Settings, run_id: str, artifact_path: str) -> by
     """The bytes of one artifact of run `run_id`, or None when the run or artifact is gone."""
     from mlflow.exceptions import MlflowException
 
-    from pipelines.registry import client
+    from pipelines.adapters.registry import client
 
     with tempfile.TemporaryDirectory() as scratch:
         try:
@@ -183,7 +183,7 @@ def read_run_artifact(settings: Settings, run_id: str, artifact_path: str) -> by
 
 def find_run_id(settings: Settings, request_id: str) -> str | None:
     """The newest audit run of `request_id` (a request id that was run twice has two)."""
-    from pipelines.registry import client
+    from pipelines.adapters.registry import client
 
     mlflow_client = client(settings)
     experiment = mlflow_client.get_experiment_by_name(settings.audit_experiment)
@@ -221,7 +221,7 @@ def read_attestation(settings: Settings, run_id: str) -> dict[str, Any] | None:
 
 def list_records(settings: Settings) -> list[dict[str, str]]:
     """One summary row per audited request, newest first, from the audit experiment's run tags."""
-    from pipelines.registry import client
+    from pipelines.adapters.registry import client
 
     mlflow_client = client(settings)
     experiment = mlflow_client.get_experiment_by_name(settings.audit_experiment)

@@ -13,12 +13,12 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines.adapters.settings import Settings
 from pipelines.audit import chain as chain_module
 from pipelines.audit import checkpoint as checkpoint_module
 from pipelines.audit import signing
 from pipelines.audit.record import AuditRecord, field_digests
 from pipelines.audit.store import RECORD_ARTIFACT, local_record_path, read_run_artifact
-from pipelines.settings import Settings
 
 WEIGHTS_ARTIFACT = "artifacts/weights.safetensors"
 ONNX_ARTIFACT = "onnx/model.onnx"
@@ -78,7 +78,7 @@ class _Artifacts:
     """Downloads and hashes each version's weights and ONNX once per verification."""
 
     def __init__(self, settings: Settings):
-        from pipelines.registry import client
+        from pipelines.adapters.registry import client
 
         self.settings = settings
         self.client = client(settings)
@@ -261,7 +261,7 @@ def _check_attestation(settings: Settings, entry, record: AuditRecord, trusted: 
 
 
 def _audit_runs(settings: Settings) -> dict[str, dict[str, str]]:
-    from pipelines.registry import client
+    from pipelines.adapters.registry import client
 
     mlflow_client = client(settings)
     experiment = mlflow_client.get_experiment_by_name(settings.audit_experiment)
@@ -278,7 +278,7 @@ def _deleted_runs(settings: Settings) -> frozenset[str]:
     """Runs of the audit experiment that were soft-deleted (the MLflow UI's delete)."""
     from mlflow.entities import ViewType
 
-    from pipelines.registry import client
+    from pipelines.adapters.registry import client
 
     mlflow_client = client(settings)
     experiment = mlflow_client.get_experiment_by_name(settings.audit_experiment)
@@ -340,7 +340,7 @@ def _data_checks(settings: Settings, reports: list[ChainReport]) -> list[str]:
 
     Residue: a forgotten example (by keyed content digest) in the data branch's current training data, or
     an object a purge deleted present again in the DVC cache or a remote."""
-    from pipelines import erasure
+    from pipelines.erasure import training_data as erasure
 
     erasures = [(report, seq, record) for report in reports for seq, record in report.read
                 if record.data_erasure and record.data_erasure.get("status") in ("committed", "unchanged")]
@@ -394,7 +394,7 @@ def _outputs(settings: Settings, data_erasure: dict) -> list[str]:
 
 
 def _keys(settings: Settings, hit: dict) -> list[str]:
-    from pipelines.erasure import example_keys
+    from pipelines.erasure.training_data import example_keys
     from unlearning.data.pairs import PairSet
 
     return example_keys(settings, PairSet.from_arrays("residue", hit["arrays"]))

@@ -1,12 +1,10 @@
 """The kinds of model the deletion flow serves, one plug-in module each (see base.py).
 
-Importing this package imports every module in it, which registers each kind (`@register_kind`): a new
-kind is one new file here, and nothing else lists the kinds. The flow, the request schema and the
-report look kinds up by the name a model's architecture declares.
+A kind is a `ModelKind` subclass that its package lists under the entry point group `erasure.kinds`
+(Erasure's own four in pyproject.toml): a new kind is one new module and one line there, and nothing else
+lists the kinds. The flow, the request schema and the report look kinds up by the name a model's
+architecture declares. Importing this package imports no kind; the first lookup loads the installed ones.
 """
-
-import importlib
-import pkgutil
 
 from pipelines.kinds.base import (
     KINDS,
@@ -21,9 +19,6 @@ from pipelines.kinds.base import (
     kind_of_record,
     register_kind,
 )
-
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["KINDS", "Assessment", "Figures", "ForgetTarget", "KindError", "ModelKind", "UnknownKindError", "kind_named",
            "kind_of", "kind_of_record", "register_kind"]

@@ -21,59 +21,38 @@ from __future__ import annotations
 import hashlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from pipelines.audit.record import Evidence, MetricEvidence
-from pipelines.request_file import bounded
+from pipelines.flow.request import (  # noqa: F401 - re-exported: the request's parts a kind declares
+    DeletionRequest,
+    ForgetTarget,
+    KindThresholds,
+    RetainFiles,
+    Strict,
+    installed_kind_classes,
+    threshold_owner,
+)
+from unlearning import plugins
 from unlearning.tasks import Task, task_for
 from unlearning.verify import Verdict
 
 if TYPE_CHECKING:
-    from pipelines.registry import RegisteredModel
-    from pipelines.request import DeletionRequest
-    from pipelines.settings import Settings
-    from pipelines.validation import ForgetSet, ValidationSummary
+    from pipelines.adapters.registry import RegisteredModel
+    from pipelines.adapters.settings import Settings
+    from pipelines.adapters.validation import ForgetSet, ValidationSummary
     from unlearning.methods import UnlearningMethod, UnlearningProblem
 
 
 class KindError(ValueError):
     """The request does not fit the kind of model it names (wrong forget form, misplaced thresholds)."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ForgetTarget(Strict):
-    """Base of every `forget:` form. A form is recognised by its `form_key`, a field only it has."""
-
-    form_key: ClassVar[str]
-    form_summary: ClassVar[str]
-
-    def named_paths(self) -> set[str]:
-        """DVC paths this form names (to refuse the same path also listed as retain data)."""
-        return set()
-
-    @classmethod
-    def recognises(cls, value: dict) -> bool:
-        """Whether a raw `forget:` mapping is meant as this form: by default, it has the form's key field."""
-        return cls.form_key in value
-
-
-class KindThresholds(Strict):
-    """Base of a kind's thresholds: every field optional (None = the verification default)."""
-
-    def verify_thresholds(self) -> Any:
-        """The `unlearning.verify` thresholds dataclass, defaults filled in."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -145,7 +124,7 @@ class ModelKind(ABC):
     def validate(self, request: DeletionRequest, data: Any, model: nn.Module) -> ValidationSummary:
         """Great Expectations on the forget data, against what `model` takes; raises ForgetSetValidationError
         naming each failure."""
-        from pipelines.validation import validate_forget_set
+        from pipelines.adapters.validation import validate_forget_set
 
         forget_set = self.forget_set(request, data, model)
         return validate_forget_set(forget_set.inputs, forget_set.targets, forget_set.schema, forget_set.evaluation_inputs)
@@ -178,19 +157,35 @@ class ModelKind(ABC):
 
     def erasable_examples(self, data: Any) -> Any:
         """The training examples the request forgets, as a PairSet, to erase from the training data after
-        promotion (pipelines/erasure.py); None where the request names no training examples."""
+        promotion (pipelines/erasure/training_data.py); None where the request names no training examples."""
         return None
 
 
-KINDS: dict[str, ModelKind] = {}
-FORGET_FORMS: list[type[ForgetTarget]] = []
+# The installed kinds (entry point group `erasure.kinds`, Erasure's own included), by name: one instance each.
+_INSTANCES: dict[type, ModelKind] = {}
+
+
+class _InstalledKinds(Mapping):
+    def __getitem__(self, name: str) -> ModelKind:
+        kind_class = installed_kind_classes()[name]
+        if kind_class not in _INSTANCES:
+            _INSTANCES[kind_class] = kind_class()
+        return _INSTANCES[kind_class]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(installed_kind_classes())
+
+    def __len__(self) -> int:
+        return len(installed_kind_classes())
+
+
+KINDS: Mapping[str, ModelKind] = _InstalledKinds()
 
 
 def register_kind(kind_class: type[ModelKind]) -> type[ModelKind]:
-    """Class decorator: make a kind of model known to the flow, the request schema and the report."""
-    KINDS[kind_class.name] = kind_class()
-    if kind_class.forget_form not in FORGET_FORMS:
-        FORGET_FORMS.append(kind_class.forget_form)
+    """Class decorator: make a kind of model known to the flow, the request schema and the report, also when
+    its package declares no entry point."""
+    plugins.register(plugins.KIND_GROUP, kind_class.name, kind_class)
     return kind_class
 
 
@@ -232,49 +227,6 @@ def kind_of_record(record) -> ModelKind:
     return kind_named(record.unlearning.get("task") or KIND_OF_UNNAMED_RECORDS)
 
 
-def threshold_owner(name: str) -> str | None:
-    return next((kind.name for kind in KINDS.values() if name in kind.Thresholds.model_fields), None)
-
-
-def check_threshold_values(values: dict[str, Any]) -> dict[str, float]:
-    """Load-time check of a request's thresholds: each name known to some kind, each value in its range."""
-    for name, value in values.items():
-        owner = threshold_owner(name)
-        if owner is None:
-            known = sorted(n for kind in KINDS.values() for n in kind.Thresholds.model_fields)
-            raise ValueError(f"thresholds.{name}: unknown threshold; known thresholds: {known}")
-        try:
-            KINDS[owner].Thresholds(**{name: value})
-        except ValidationError as error:
-            problem = error.errors()[0]
-            raise ValueError(f"thresholds.{name}: {problem['msg']} (got {bounded(value)})") from None
-    return values
-
-
-def parse_forget(value: Any) -> ForgetTarget:
-    """The request's `forget:` section as the form it names (recognised by each form's key field)."""
-    if isinstance(value, ForgetTarget):
-        return value
-    forms = {form.form_key: form for form in FORGET_FORMS}
-    if not isinstance(value, dict):
-        raise ValueError(f"expected a mapping; one of: {_form_list(forms)}")
-    matching = [form for form in FORGET_FORMS if form.recognises(value)]
-    if len(matching) != 1:
-        raise ValueError(f"cannot tell which kind of forget target this is (keys {sorted(value)}); one of: {_form_list(forms)}")
-    try:
-        return matching[0].model_validate(value)
-    except ValidationError as error:
-        problems = "; ".join(
-            f"forget.{'.'.join(map(str, e['loc']))}: {e['msg']}" + ("" if e["type"] == "missing" else f" (got {bounded(e['input'])})")
-            for e in error.errors()
-        )
-        raise ValueError(problems) from None
-
-
-def _form_list(forms: dict[str, type[ForgetTarget]]) -> str:
-    return "; ".join(f"`{key}:` for {form.form_summary}" for key, form in forms.items())
-
-
 def binomial_stderr(value: float, examples: int) -> float:
     return math.sqrt(value * (1 - value) / examples) if examples > 0 else float("nan")
 
@@ -286,7 +238,7 @@ def check_metrics(verdict: Verdict) -> list[MetricEvidence]:
     ]
 
 
-# Evaluations shared by the requests of one coalesced run (pipelines/coalesce.py): same model, same set.
+# Evaluations shared by the requests of one coalesced run (pipelines/operations/coalesce.py): same model, same set.
 _SHARED_EVALUATIONS: ContextVar[dict | None] = ContextVar("shared_evaluations", default=None)
 
 

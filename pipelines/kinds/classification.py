@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from pipelines import validation
+from pipelines.adapters import validation
 from pipelines.audit.record import Evidence, MetricEvidence
 from pipelines.kinds.base import (
     Assessment,

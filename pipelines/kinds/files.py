@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
-from pipelines import datastore, lineage
-from pipelines.commitment import IdListError, commit_ids, commitment_key, key_id, new_salt, parse_id_list
-from pipelines.datastore import FetchedFile
-from pipelines.kinds.base import ForgetTarget, ModelKind, Strict
-from pipelines.retain import retain_without_forget
+from pipelines.adapters import datastore
+from pipelines.adapters.datastore import FetchedFile
+from pipelines.erasure import lineage
+from pipelines.erasure.commitment import IdListError, commit_ids, commitment_key, key_id, new_salt, parse_id_list
+from pipelines.flow.retain import retain_without_forget
+from pipelines.kinds.base import ForgetTarget, ModelKind, RetainFiles, Strict  # noqa: F401 - RetainFiles: its old home
 from unlearning.data.pairs import PairSet, concat, decode_arrays, encode_arrays, example_digests, without
 
 
@@ -64,11 +65,6 @@ class ForgetFiles(ForgetTarget):
 
     def named_paths(self) -> set[str]:
         return {p for p in (self.path, self.manifest, self.evaluation) if p is not None}
-
-
-class RetainFiles(Strict):
-    paths: list[str] = Field(default_factory=list, description="sets the model must keep serving; read at forget.rev")
-    evaluation: list[str] = Field(min_length=1, description="held-out sets used to measure retention")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from pydantic import Field, field_validator
 
-from pipelines import datastore, validation
+from pipelines.adapters import datastore, validation
 from pipelines.audit.record import Evidence, MetricEvidence
 from pipelines.kinds.base import (
     Assessment,
@@ -144,7 +144,7 @@ class GenerationKind(ModelKind):
     coalesces = False  # each request generates its own samples from its own feature
 
     def pull_data(self, settings, request, original) -> GenerationData:
-        from pipelines import registry
+        from pipelines.adapters import registry
 
         target: ForgetFeature = request.forget
         judge = load_helper(settings, registry, target.feature.judge, "forget.feature.judge")

@@ -23,16 +23,26 @@ from typing import Any
 import torch
 from pydantic import Field, field_validator
 
-from pipelines import datastore, validation
+from pipelines.adapters import datastore, validation
 from pipelines.audit.record import Evidence, MetricEvidence
-from pipelines.kinds.base import (Assessment, Figures, ForgetTarget, KindError, KindThresholds, ModelKind, Strict,
-                                  check_metrics, register_kind)
+from pipelines.kinds.base import (
+    Assessment,
+    Figures,
+    ForgetTarget,
+    KindError,
+    KindThresholds,
+    ModelKind,
+    Strict,
+    check_metrics,
+    register_kind,
+)
 from pipelines.kinds.files import DecodedFile, decode_file
 from pipelines.kinds.generation import QualityReference, _model_ref, load_helper
 from unlearning.generation_metrics import features, latent_bank
 from unlearning.identity import augmented_views, typical_latent_distance
 from unlearning.identity_metrics import fid_between_generators, reconstructions, score_identity, similarities
 from unlearning.verify import IdentityScores, IdentityThresholds, verify_identity
+
 
 class NothingToEraseError(KindError):
     """The served generator does not reproduce the request's identity before any unlearning."""
@@ -131,7 +141,7 @@ class IdentityKind(ModelKind):
     coalesces = False  # one identity, one run
 
     def pull_data(self, settings, request, original) -> IdentityData:
-        from pipelines import registry
+        from pipelines.adapters import registry
 
         target: ForgetIdentity = request.forget
         encoder = load_helper(settings, registry, target.helpers.encoder, "forget.helpers.encoder", "inversion")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from pipelines import validation
+from pipelines.adapters import validation
 from pipelines.audit.evidence import restoration_evidence
 from pipelines.audit.record import MetricEvidence
 from pipelines.kinds.base import Assessment, Figures, KindThresholds, check_metrics, evaluated, register_kind

@@ -5,9 +5,9 @@ import onnxruntime
 import pytest
 import torch
 
-from pipelines.export import check_parity, export_and_check
-from pipelines.registry import SERVING_CODE, write_model_files
-from pipelines.settings import PROJECT_ROOT
+from pipelines.adapters.export import check_parity, export_and_check
+from pipelines.adapters.registry import SERVING_CODE, write_model_files
+from pipelines.adapters.settings import PROJECT_ROOT
 from unlearning.models import build_model
 
 ODD = (5, 3, 97, 131)

@@ -5,9 +5,9 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from pipelines.adapters.settings import PROJECT_ROOT, Settings
 from pipelines.audit import signing
 from pipelines.audit.record import AuditRecord, canonical_bytes, json_schema_text
-from pipelines.settings import PROJECT_ROOT, Settings
 
 
 def test_exported_json_schema_is_up_to_date():

@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from pipelines.commitment import IdListError, commit_ids, commitment_key, ids_match, parse_id_list
-from pipelines.settings import Settings
+from pipelines.adapters.settings import Settings
+from pipelines.erasure.commitment import IdListError, commit_ids, commitment_key, ids_match, parse_id_list
 
 
 def test_the_deployment_key_is_generated_once_and_readable_only_by_its_owner(tmp_path):

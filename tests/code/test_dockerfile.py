@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines.settings import PROJECT_ROOT
+from pipelines.adapters.settings import PROJECT_ROOT
 
 
 def test_dockerfile_passes_hadolint():

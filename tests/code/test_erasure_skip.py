@@ -2,8 +2,8 @@
 
 from types import SimpleNamespace
 
-from pipelines.flow import erasure_skip_reason
-from pipelines.settings import PROJECT_ROOT, Settings
+from pipelines.adapters.settings import PROJECT_ROOT, Settings
+from pipelines.flow.deletion import erasure_skip_reason
 
 SERVED = SimpleNamespace(version="3", lineage=object())
 EXAMPLES = [object()]

@@ -5,7 +5,7 @@ import onnxruntime
 import pytest
 import torch
 
-from pipelines.export import ExportError, check_parity, export_and_check
+from pipelines.adapters.export import ExportError, check_parity, export_and_check
 from unlearning.models import build_model
 
 
@@ -53,7 +53,7 @@ def test_classifier_exports_with_a_dynamic_batch(tmp_path):
 
 
 def test_a_model_with_an_exported_graph_reuses_it_and_gets_the_bytes_of_a_fresh_export(tmp_path, monkeypatch):
-    from pipelines import export
+    from pipelines.adapters import export
 
     monkeypatch.setattr(export, "_GRAPHS", {})
     torch.manual_seed(1)
@@ -75,7 +75,7 @@ def test_a_model_with_an_exported_graph_reuses_it_and_gets_the_bytes_of_a_fresh_
 
 
 def test_another_architecture_is_exported_afresh(tmp_path, monkeypatch):
-    from pipelines import export
+    from pipelines.adapters import export
 
     monkeypatch.setattr(export, "_GRAPHS", {})
     export.export_onnx(build_model("restorer-unet", {"width": 8, "levels": 2}), torch.rand(2, 3, 16, 16), tmp_path / "a.onnx")

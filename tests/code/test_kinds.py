@@ -4,15 +4,16 @@
 import pytest
 import torch
 
+from pipelines.adapters.settings import PROJECT_ROOT
+from pipelines.flow.request import RequestError, parse_request
 from pipelines.kinds import KINDS, ForgetTarget, KindError, ModelKind, kind_named, kind_of
 from pipelines.kinds import base as kinds_base
-from pipelines.request import RequestError, parse_request
-from pipelines.settings import PROJECT_ROOT
+from unlearning import plugins
 from unlearning.models import build_model
 
 # The modules a request travels through; none may switch on a kind's name.
-KIND_BLIND = ["pipelines/flow.py", "pipelines/coalesce.py", "pipelines/request.py", "pipelines/validation.py",
-              "pipelines/inbox.py", "pipelines/audit/report.py", "pipelines/audit/figures.py", "pipelines/export.py"]
+KIND_BLIND = ["pipelines/flow/deletion.py", "pipelines/operations/coalesce.py", "pipelines/flow/request.py", "pipelines/adapters/validation.py",
+              "pipelines/operations/inbox.py", "pipelines/audit/report.py", "pipelines/audit/figures.py", "pipelines/adapters/export.py"]
 
 
 @pytest.mark.parametrize("path", KIND_BLIND)
@@ -95,8 +96,7 @@ def test_a_new_kind_with_its_own_forget_form_and_thresholds_needs_no_other_modul
         with pytest.raises(KindError, match="forgets a generator's feature"):
             kind_named("generation").check_request(request)
     finally:
-        KINDS.pop("language")
-        kinds_base.FORGET_FORMS.remove(_Text)
+        plugins.unregister(plugins.KIND_GROUP, "language")
     with pytest.raises(RequestError, match="cannot tell which kind of forget target"):
         parse_request(text)
 

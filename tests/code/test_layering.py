@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from pipelines.settings import PROJECT_ROOT
+from pipelines.adapters.settings import PROJECT_ROOT
 
 
 def test_unlearning_imports_no_mlops_tool():

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.adapters.settings import PROJECT_ROOT
+from pipelines.flow.request import RequestError, load_request, parse_request
 from pipelines.kinds import KindError, kind_named
-from pipelines.request import RequestError, load_request, parse_request
-from pipelines.settings import PROJECT_ROOT
 
 EXAMPLE = PROJECT_ROOT / "requests" / "examples" / "forget-haze.yaml"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines import request_file
-from pipelines.request import RequestError, load_request, parse_request, raw_request_id
-from pipelines.request_file import MAX_REQUEST_BYTES, RequestFileTooLargeError, RequestStructureError
+from pipelines.flow import request_file
+from pipelines.flow.request import RequestError, load_request, parse_request, raw_request_id
+from pipelines.flow.request_file import MAX_REQUEST_BYTES, RequestFileTooLargeError, RequestStructureError
 
 BILLION_LAUGHS = """\
 a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]

@@ -1,9 +1,9 @@
-"""The retain set a method trains on never holds a forgotten example (pipelines/retain.py)."""
+"""The retain set a method trains on never holds a forgotten example (pipelines/flow/retain.py)."""
 
 import pytest
 import torch
 
-from pipelines.retain import NothingToRetainError, retain_without_forget
+from pipelines.flow.retain import NothingToRetainError, retain_without_forget
 from unlearning.data.pairs import PairSet, concat
 from unlearning.methods import create_method
 

@@ -10,7 +10,7 @@ import tomllib
 
 import torch
 
-from pipelines.settings import PROJECT_ROOT
+from pipelines.adapters.settings import PROJECT_ROOT
 
 
 def test_torch_runs_one_thread_in_tests_and_in_their_children():

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.base_model import data_files, load_params
-from pipelines.settings import PROJECT_ROOT
+from pipelines.adapters.settings import PROJECT_ROOT
+from pipelines.flow.base_model import data_files, load_params
 from tests.conftest import dvc
 from unlearning.data.restoration import write_sets
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipelines.validation import (
+from pipelines.adapters.validation import (
     ForgetSet,
     ForgetSetValidationError,
     SetSchema,
@@ -11,8 +11,8 @@ from pipelines.validation import (
     validate_forget_set,
     validate_forget_sets,
 )
-from unlearning.data.pairs import decode_arrays
 from unlearning.data.digits import DigitsDataConfig, build_digits_sets, class_set_path
+from unlearning.data.pairs import decode_arrays
 from unlearning.data.restoration import set_path
 
 

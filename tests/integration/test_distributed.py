@@ -7,10 +7,9 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from safetensors.torch import load_file
 
-from pipelines import registry
+from pipelines.adapters import registry
 from tests.conftest import CPU
 from unlearning.data.restoration import set_path
 from unlearning.methods import UnlearningProblem, create_method
@@ -30,7 +29,7 @@ def test_two_rank_ddp_matches_one_process(tiny_world, tmp_path):
         sets[name].write_bytes(tiny_world.files[set_path("train", name)])
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "pipelines.distributed", "--model-dir", str(model_dir), "--forget", str(sets["haze"]),
+        "-m", "pipelines.production.distributed", "--model-dir", str(model_dir), "--forget", str(sets["haze"]),
         "--retain", str(sets["noise"]), str(sets["rain"]), "--method", METHOD, "--params", json.dumps(PARAMS),
         "--out", str(tmp_path / "ddp"),
     ]

@@ -17,25 +17,26 @@ from pathlib import Path
 import mlflow
 import pytest
 from mlflow import MlflowClient
+
 # Imported now, while the env is conftest's: Prefect freezes its settings from the env of its first
 # import, and this module must never leave the worker's other tests pointing at a server it stops.
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from pipelines import registry
-from pipelines.base_model import register_base_model
-from pipelines.servers import (
-    http_status,
+from pipelines.adapters import registry
+from pipelines.adapters.settings import PROJECT_ROOT, load_settings
+from pipelines.flow.base_model import register_base_model
+from pipelines.production.servers import (
     AUDITOR_USER,
-    FLOW_NAME,
     DEPLOYMENT,
+    FLOW_NAME,
     PostgresUnavailable,
     Servers,
     ServerSettings,
     ensure_postgres_installed,
     group_members,
+    http_status,
 )
-from pipelines.settings import PROJECT_ROOT, load_settings
 from tests.integration.ports import free_ports
 from tests.pipeline.test_deletion_flow import request_file
 

@@ -4,8 +4,14 @@ import numpy as np
 import torch
 
 from tests.gan_world import CPU, FORGET_CLASS
-from unlearning.generation_metrics import (class_shares, frechet_distance, generate_images, kernel_inception_distance,
-                                           latent_bank, predicted_classes)
+from unlearning.generation_metrics import (
+    class_shares,
+    frechet_distance,
+    generate_images,
+    kernel_inception_distance,
+    latent_bank,
+    predicted_classes,
+)
 
 
 def gaussian(size, dimension, shift=0.0, seed=0):

@@ -10,8 +10,7 @@ some seeds and capabilities (one class at 0.1 %, FID up to 8.3), and every later
 import torch
 
 from tests.gan_world import CPU, TINY_GAN
-from unlearning.generation_metrics import (class_shares, features, frechet_distance, generate_images,
-                                           predicted_classes)
+from unlearning.generation_metrics import class_shares, features, frechet_distance, generate_images, predicted_classes
 from unlearning.models import build_model
 from unlearning.tasks import GENERATION
 

@@ -1,5 +1,6 @@
 """Behaviour of the unlearned restorer on the tiny world (margins from seeds 0-2, see conftest)."""
 
+import pytest
 import torch
 
 from tests.conftest import CPU
@@ -8,8 +9,6 @@ from unlearning.methods import UnlearningProblem, create_method
 from unlearning.methods.base import DivergenceError
 from unlearning.metrics import score_restoration
 from unlearning.verify import RestorationThresholds, verify_restoration
-
-import pytest
 
 
 def scores(model, world):

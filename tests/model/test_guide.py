@@ -22,13 +22,17 @@ import torch
 
 from tests.gan_world import CPU
 from tests.identity_world import make_identity_gan_world, make_identity_world
-from unlearning.identity import (augmented_views, identity_similarity, perceptual_distance, typical_latent_distance)
+from unlearning.identity import augmented_views, identity_similarity, perceptual_distance, typical_latent_distance
 from unlearning.identity_metrics import fid_between_generators, reconstructions, score_identity, similarities
 from unlearning.methods import create_method
-from unlearning.methods.base import UnlearningError, UnlearningProblem
-from unlearning.methods.identity import (LossWeights, adjacency_offsets, matching_loss, opposite_target,
-                                         preservation_loss)
-from unlearning.methods.base import InapplicableMethodError
+from unlearning.methods.base import InapplicableMethodError, UnlearningError, UnlearningProblem
+from unlearning.methods.identity import (
+    LossWeights,
+    adjacency_offsets,
+    matching_loss,
+    opposite_target,
+    preservation_loss,
+)
 from unlearning.tasks import IDENTITY
 from unlearning.verify import IdentityThresholds, verify_identity
 

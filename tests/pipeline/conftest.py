@@ -9,9 +9,9 @@ import pytest
 import torch
 import yaml
 
-from pipelines import registry
-from pipelines.base_model import register_base_model
-from pipelines.settings import load_settings
+from pipelines.adapters import registry
+from pipelines.adapters.settings import load_settings
+from pipelines.flow.base_model import register_base_model
 
 MODEL = "tiny-restorer"
 
@@ -70,7 +70,7 @@ def prefect_api_url() -> str:
 
 
 def run_flow(path: Path) -> dict:
-    from pipelines.flow import deletion_flow
+    from pipelines.flow.deletion import deletion_flow
 
     return deletion_flow(str(path))
 
@@ -82,7 +82,7 @@ def champion(model: str = MODEL) -> str:
 def register_model(name: str, model: torch.nn.Module, directory: Path, architecture: str = "restorer-unet",
                    lineage=None) -> str:
     """Register `model` as version 1 of `name`, alias champion: a model (and audit chain) of the test's own.
-    Returns the version; `lineage` (pipelines/lineage.py): the training data to tag it with."""
+    Returns the version; `lineage` (pipelines/erasure/lineage.py): the training data to tag it with."""
     registry.write_model_files(model, architecture, directory)
     (directory / "metrics.json").write_text("{}")
     return register_base_model(load_settings(), directory, name, "champion", lineage)

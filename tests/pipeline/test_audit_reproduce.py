@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.adapters.settings import load_settings
 from pipelines.audit import read_record
 from pipelines.audit.reproduce import ReproductionError, reproduce
-from pipelines.settings import load_settings
 from tests.conftest import commit_data
 from tests.pipeline.conftest import register_model, request_file, run_flow
 from unlearning.data.pairs import decode_arrays, encode_arrays

@@ -20,13 +20,13 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from pipelines import registry
+from pipelines.adapters import registry
+from pipelines.adapters.settings import load_settings
 from pipelines.audit import chain as chain_module
 from pipelines.audit.record import AuditRecord, hashed_file_id
 from pipelines.audit.store import RECORD_ARTIFACT, read_record
-from pipelines.base_model import register_base_model
 from pipelines.cli import app
-from pipelines.settings import load_settings
+from pipelines.flow.base_model import register_base_model
 from tests.pipeline.test_deletion_flow import request_file, run_flow
 
 pytestmark = [pytest.mark.e2e]

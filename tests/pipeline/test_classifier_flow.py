@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from pipelines import registry
+from pipelines.adapters import registry
+from pipelines.adapters.settings import PROJECT_ROOT, load_settings
 from pipelines.audit import read_record
-from pipelines.settings import PROJECT_ROOT, load_settings
 from tests.digits_world import FORGET_CLASS, make_digits_world
 from tests.pipeline.conftest import register_model, request_file, run_flow
 from unlearning.data.digits import class_set_path

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from pipelines import datastore
+from pipelines.adapters import datastore
+from pipelines.adapters.settings import load_settings
 from pipelines.audit import chain, read_record
 from pipelines.audit.verify import verify_trail
-from pipelines.coalesce import TAG_COALESCED
-from pipelines.inbox import inbox_flow
-from pipelines.settings import load_settings
+from pipelines.operations.coalesce import TAG_COALESCED
+from pipelines.operations.inbox import inbox_flow
 from tests.conftest import commit_data
 from tests.pipeline.conftest import champion, quick_request, register_model
 from unlearning.data.pairs import decode_arrays, encode_arrays

@@ -11,9 +11,9 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from pipelines import registry
+from pipelines.adapters import registry
+from pipelines.adapters.settings import load_settings
 from pipelines.audit import read_record
-from pipelines.settings import load_settings
 from tests.conftest import commit_data
 from tests.pipeline.conftest import MODEL, champion, prefect_api_url, request_file, run_flow
 from unlearning.data.pairs import decode_arrays, encode_arrays
@@ -144,7 +144,7 @@ def test_mlflow_project_entry_point_runs_a_request(world, tmp_path):
     import subprocess
     import sys
 
-    from pipelines.settings import PROJECT_ROOT
+    from pipelines.adapters.settings import PROJECT_ROOT
 
     path = request_file(tmp_path, "req-mlproject")
     # The worker's Prefect server: the `erasure` child then pays for no ephemeral server start of its own.

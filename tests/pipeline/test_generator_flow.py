@@ -8,14 +8,14 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from pipelines import registry
+from pipelines.adapters import registry
+from pipelines.adapters.settings import load_settings
 from pipelines.audit import read_record
 from pipelines.audit.verify import verify_trail
-from pipelines.settings import load_settings
 from tests.conftest import commit_data
 from tests.gan_world import FORGET_CLASS, make_gan_world
-from unlearning.data.pairs import encode_arrays
 from tests.pipeline.conftest import register_model, request_file, run_flow
+from unlearning.data.pairs import encode_arrays
 
 pytestmark = [pytest.mark.e2e]
 

@@ -8,10 +8,11 @@ import logging
 import pytest
 from typer.testing import CliRunner
 
+from pipelines.adapters.datastore import DataRevisionError
+from pipelines.adapters.settings import load_settings
 from pipelines.audit import read_record
-from pipelines.cli import _refusal_without_traceback, app
-from pipelines.datastore import DataRevisionError
-from pipelines.settings import load_settings
+from pipelines.cli import app
+from pipelines.cli.request import _refusal_without_traceback
 from tests.code.test_request_file import BILLION_LAUGHS
 from tests.pipeline.conftest import request_file, run_flow
 

@@ -16,11 +16,11 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from pipelines import registry
+from pipelines.adapters import registry
+from pipelines.adapters.settings import load_settings
 from pipelines.audit import read_record
 from pipelines.audit.store import local_record_path
 from pipelines.audit.verify import verify_trail
-from pipelines.settings import load_settings
 from tests.conftest import commit_data
 from tests.gan_world import CPU
 from tests.identity_world import make_identity_gan_world, make_identity_world

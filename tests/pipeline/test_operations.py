@@ -15,10 +15,10 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
-from pipelines import registry
+from pipelines.adapters import registry
+from pipelines.adapters.settings import PROJECT_ROOT, load_settings
 from pipelines.audit import chain, read_record
 from pipelines.audit.verify import verify_trail
-from pipelines.settings import PROJECT_ROOT, load_settings
 from tests.conftest import commit_data
 from tests.pipeline.conftest import champion, prefect_api_url, quick_request, register_model, request_file, run_flow
 from unlearning.data.pairs import decode_arrays, encode_arrays
@@ -51,7 +51,7 @@ def test_inbox_processes_in_order_and_files_each_outcome(world, tmp_path):
     request_file(inbox / "pending", "req-inbox-1")
     request_file(inbox / "pending", "req-inbox-2", thresholds={"forget_max_gain_db": -5.0, "retain_max_drop_db": 0.3})
     request_file(inbox / "pending", "req-inbox-3")
-    from pipelines.inbox import inbox_flow
+    from pipelines.operations.inbox import inbox_flow
 
     outcomes = inbox_flow(str(inbox))
     assert [o["status"] for o in outcomes] == ["passed", "rejected", "passed"]
@@ -158,7 +158,7 @@ print(json.dumps({"exit": code, "imported": [m for m in %r if m in sys.modules]}
 def cli_output(outcome: dict, monkeypatch, capsys) -> str:
     from rich.console import Console
 
-    from pipelines import cli
+    from pipelines.cli import request as cli
 
     monkeypatch.setattr(cli, "console", Console(width=200))
     capsys.readouterr()
@@ -185,7 +185,7 @@ def test_a_decided_request_is_answered_by_the_cli_from_its_record_without_import
 
 def test_a_local_record_edited_after_it_was_chained_is_no_answer_without_the_flow(world, tmp_path):
     from pipelines.audit import local_record_path
-    from pipelines.replay import decided_outcome
+    from pipelines.operations.replay import decided_outcome
 
     path = request_file(tmp_path, "req-fast-edited", model="tiny-restorer@nonexistent")
     assert run_flow(path)["status"] == "rejected"
@@ -200,7 +200,7 @@ def test_a_reused_id_with_a_different_file_takes_the_cli_through_the_flow_and_is
     from typer.testing import CliRunner
 
     from pipelines.cli import app
-    from pipelines.replay import decided_outcome
+    from pipelines.operations.replay import decided_outcome
 
     path = request_file(tmp_path, "req-fast-reused", model="tiny-restorer@nonexistent")
     assert run_flow(path)["status"] == "rejected"

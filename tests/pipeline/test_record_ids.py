@@ -22,16 +22,17 @@ import yaml
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from pipelines import data_events, lineage, registry
+from pipelines.adapters import registry
+from pipelines.adapters.settings import load_settings
 from pipelines.audit import read_record
 from pipelines.audit.report import write_report
 from pipelines.audit.verify import verify_trail
-from pipelines.base_model import TRAINING_SETS
-from pipelines.coalesce import coalesced_flow
-from pipelines.commitment import ids_match
+from pipelines.erasure import data_events, lineage
+from pipelines.erasure.commitment import ids_match
+from pipelines.flow.base_model import TRAINING_SETS
+from pipelines.flow.request import parse_request
 from pipelines.kinds.files import RecordIdError, pull_files
-from pipelines.request import parse_request
-from pipelines.settings import load_settings
+from pipelines.operations.coalesce import coalesced_flow
 from tests.conftest import commit_data, dvc, git
 from tests.digits_world import make_digits_world
 from tests.pipeline.conftest import register_model, request_file, run_flow
@@ -252,7 +253,7 @@ def test_coalesced_requests_each_get_their_own_commitment_and_one_revision_remov
 
 
 def test_a_failed_data_commit_is_recorded_and_retried_once_per_request(erased, repo, tmp_path):
-    from pipelines import erasure
+    from pipelines.erasure import training_data as erasure
 
     ids = [int(i) for i in TRAIN_IDS[TRAIN_IDS > 1000][30:33]]
     edited = repo / "data" / "digits" / "test.safetensors"
@@ -416,8 +417,8 @@ def test_a_dvc_tracked_manifest_names_the_ids_and_only_where_it_was_read_is_kept
 
 def register_with_cli(tmp_path: Path, name: str, seed: int):
     """`erasure model register` of a fresh digits classifier named `name` (the project's params otherwise)."""
+    from pipelines.adapters.settings import PROJECT_ROOT
     from pipelines.cli import app
-    from pipelines.settings import PROJECT_ROOT
 
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
     params["classifier"]["name"] = name

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from pipelines import registry
+from pipelines.adapters import registry
+from pipelines.adapters.settings import PROJECT_ROOT, load_settings
 from pipelines.audit import chain, read_record
 from pipelines.audit.verify import verify_trail
-from pipelines.faults import FAULT_INJECT_ENV
-from pipelines.settings import PROJECT_ROOT, load_settings
+from pipelines.operations.faults import FAULT_INJECT_ENV
 from tests.pipeline.conftest import champion, prefect_api_url, quick_request, register_model, run_flow
 
 pytestmark = [pytest.mark.e2e]
@@ -85,7 +85,7 @@ def test_a_failure_after_registration_rejects_the_candidate_and_a_rerun_reuses_i
     def platform_down(*args, **kwargs):
         raise RuntimeError(f"{broken} is down")
 
-    monkeypatch.setattr({"export": "pipelines.flow.export_and_check", "promote": "pipelines.registry.promote"}[broken], platform_down)
+    monkeypatch.setattr({"export": "pipelines.flow.deletion.export_and_check", "promote": "pipelines.adapters.registry.promote"}[broken], platform_down)
     failed = run_flow(request)
     assert failed["status"] == "failed" and failed["stage"] == broken, failed
     assert champion(model) == "1"

@@ -1,12 +1,9 @@
-"""Unlearning methods by name. Importing this package registers every method module in it."""
+"""Unlearning methods by name: the installed ones (entry point group `erasure.methods`), Erasure's own among them.
 
-import importlib
-import pkgutil
+A method is one module with one `UnlearningMethod` subclass (see base.py); its package lists it under
+`[project.entry-points."erasure.methods"]`, so adding a method touches no file here.
+"""
 
-from unlearning.methods.base import METHODS, UnlearningMethod, UnlearningProblem, create_method
+from unlearning.methods.base import METHODS, UnlearningMethod, UnlearningProblem, create_method, register
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "base":
-        importlib.import_module(f"{__name__}.{_module.name}")
-
-__all__ = ["METHODS", "UnlearningMethod", "UnlearningProblem", "create_method"]
+__all__ = ["METHODS", "UnlearningMethod", "UnlearningProblem", "create_method", "register"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 from tqdm.auto import tqdm
 
+from unlearning import plugins
 from unlearning.data.pairs import PairSet
 from unlearning.device import autocast
 from unlearning.tasks import RESTORATION, TASK_KINDS, Task
@@ -168,12 +170,13 @@ def batches(pairs: PairSet, size: int, device: torch.device):
         yield PairSet(pairs.name, pairs.inputs[start : start + size].to(device), pairs.targets[start : start + size].to(device))
 
 
-METHODS: dict[str, type[UnlearningMethod]] = {}
+# The installed methods (entry point group `erasure.methods`, Erasure's own included), by name.
+METHODS: Mapping[str, type[UnlearningMethod]] = plugins.PluginMapping(plugins.METHOD_GROUP)
 
 
 def register(method_class: type[UnlearningMethod]) -> type[UnlearningMethod]:
-    """Class decorator: make a method selectable by its `name`."""
-    METHODS[method_class.name] = method_class
+    """Class decorator: make a method selectable by its `name`, also when its package declares no entry point."""
+    plugins.register(plugins.METHOD_GROUP, method_class.name, method_class)
     return method_class
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from pipelines.settings import Settings
+from pipelines.adapters.settings import Settings
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 

@@ -5,7 +5,7 @@
                           ->  stays pending    (failed for the platform's reasons; retried next run)
 
 Each processed file gets a `<name>.outcome.json` beside it. Pending requests for the same model and
-method are coalesced into one unlearning run (pipelines/coalesce.py); a request that does not fit its
+method are coalesced into one unlearning run (pipelines/operations/coalesce.py); a request that does not fit its
 group, and every other request, runs alone. Requests for the same model are serialized: each starts from
 the model the one before it promoted. Another source (a queue, a ticketing system) only has to yield
 request files to `inbox_flow`.
@@ -18,9 +18,9 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from pipelines.coalesce import coalesced_flow, plan
-from pipelines.flow import deletion_flow
-from pipelines.settings import load_settings
+from pipelines.adapters.settings import load_settings
+from pipelines.flow.deletion import deletion_flow
+from pipelines.operations.coalesce import coalesced_flow, plan
 
 DESTINATIONS = {"passed": "done", "rejected": "rejected"}
 

@@ -3,7 +3,7 @@
 After a promotion, `erase` writes every DVC-tracked set file that holds a forgotten example again without
 it, and commits the updated `.dvc` file on the configured branch of the data repository (message naming the
 request ids, trailer `Erasure-Request:` for each). Examples are matched by keyed content digest
-(pipelines/commitment.py), so the same function serves the flow and a retry from the audit record alone.
+(pipelines/erasure/commitment.py), so the same function serves the flow and a retry from the audit record alone.
 Retrying is idempotent per request id: a commit that already names the request is found, not made again.
 
 `purge` then deletes, from the DVC cache and every configured remote, the content-addressed objects of the
@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 import yaml
 
-from pipelines import datastore, locks
-from pipelines.commitment import example_commitments
-from pipelines.lineage import Lineage, at_revision
-from pipelines.settings import Settings
+from pipelines.adapters import datastore
+from pipelines.adapters.settings import Settings
+from pipelines.erasure.commitment import example_commitments
+from pipelines.erasure.lineage import Lineage, at_revision
+from pipelines.operations import locks
 from unlearning.data.pairs import CorruptDataError, PairSet, decode_arrays, encode_arrays, example_digests
 
 TRAILER = "Erasure-Request"

@@ -1,6 +1,6 @@
 """`torchrun` entry point: unlearn one model from files with DDP across GPUs (or CPU processes).
 
-    torchrun --nproc_per_node=2 -m pipelines.distributed --model-dir DIR --forget F.safetensors \\
+    torchrun --nproc_per_node=2 -m pipelines.production.distributed --model-dir DIR --forget F.safetensors \\
         --retain R1.safetensors --method gradient_ascent --params '{"steps": 200}' --out OUT_DIR
 
 DIR holds `weights.safetensors` + `architecture.json` (what `registry.write_model_files` writes);

@@ -115,7 +115,7 @@ class RevisionReader:
         )
 
 
-# Readers shared by the requests of one coalesced run (pipelines/coalesce.py), by (repository, revision).
+# Readers shared by the requests of one coalesced run (pipelines/operations/coalesce.py), by (repository, revision).
 _SHARED_READERS: ContextVar[dict[tuple[Path, str], RevisionReader] | None] = ContextVar("shared_readers", default=None)
 
 

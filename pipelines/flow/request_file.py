@@ -8,7 +8,6 @@ and no error message ever quotes more than `ECHO_LIMIT` characters of what the f
 from __future__ import annotations
 
 import hashlib
-
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ MAX_NODES = 10_000  # scalars, lists and mappings after expanding aliases
 ECHO_LIMIT = 80
 
 
-# Defined here, not in pipelines/request.py (which re-exports it), so that reading a request file imports
+# Defined here, not in pipelines/flow/request.py (which re-exports it), so that reading a request file imports
 # no model kind, torch or MLOps tool: the CLI answers an already-decided request with this module alone.
 class RequestError(ValueError):
     """The request file is unreadable or does not match the schema; the message names the field."""

@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from pipelines import erasure, lineage, registry
+from pipelines.adapters import registry
+from pipelines.adapters.settings import Settings
 from pipelines.audit import AuditRecord, now, read_record, write_record
 from pipelines.audit import chain as chain_module
-from pipelines.settings import Settings
+from pipelines.erasure import lineage
+from pipelines.erasure import training_data as erasure
 
 
 class DataEventError(LookupError):
@@ -31,7 +33,7 @@ def _events(settings: Settings, record: AuditRecord, event: str) -> list[AuditRe
 
 
 def write_event(settings: Settings, subject: AuditRecord, event: str, status: str, **fields: Any) -> AuditRecord:
-    from pipelines import recovery
+    from pipelines.operations import recovery
 
     earlier = _events(settings, subject, event)
     event_id = f"{subject.request_id}.{event}" + (f"-{len(earlier) + 1}" if earlier else "")

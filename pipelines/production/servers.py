@@ -31,7 +31,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipelines.settings import PROJECT_ROOT, QUIET_ENVIRONMENT, load_settings
+from pipelines.adapters.settings import PROJECT_ROOT, QUIET_ENVIRONMENT, load_settings
 
 ADMIN_USER = "erasure-admin"
 AUDITOR_USER = "auditor"
@@ -40,7 +40,7 @@ DATABASE_PREFIX = "erasure_prod_"
 DATABASES = ("mlflow", "mlflow_auth", "prefect")
 WORK_POOL = "erasure"
 DEPLOYMENT = "erasure"
-FLOW_ENTRYPOINT = "pipelines/flow.py:deletion_flow"
+FLOW_ENTRYPOINT = "pipelines/flow/deletion.py:deletion_flow"
 FLOW_NAME = "deletion-request"
 
 

@@ -16,7 +16,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect_dask import DaskTaskRunner
 
-from pipelines.request import RequestError, load_request
+from pipelines.flow.request import RequestError, load_request
 
 
 def group_by_model(request_files: list[str]) -> list[list[str]]:
@@ -33,7 +33,7 @@ def group_by_model(request_files: list[str]) -> list[list[str]]:
 
 @task(name="deletion requests of one model", cache_policy=NO_CACHE)
 def process_model_requests(request_files: list[str]) -> list[dict]:
-    from pipelines.flow import deletion_flow
+    from pipelines.flow.deletion import deletion_flow
 
     outcomes = []
     for request_file in request_files:

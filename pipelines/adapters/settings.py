@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 QUIET_ENVIRONMENT = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -37,13 +37,13 @@ class Settings(BaseSettings):
     data_repo: Path = PROJECT_ROOT
     audit_experiment: str = "erasure-audit"
     training_experiment: str = "erasure-training"
-    # How long a run waits for another run of the same request or model (pipelines/locks.py).
+    # How long a run waits for another run of the same request or model (pipelines/operations/locks.py).
     lock_timeout_seconds: float = 3600.0
     # The data repository's branch that data erasures are committed on; None: the branch checked out there.
     data_branch: str | None = None
     # false: promoted requests leave the training data as it is (the record says the erasure was skipped).
     erase_data: bool = True
-    # The deployment secret that keys the commitments of erased record ids (pipelines/commitment.py); unset:
+    # The deployment secret that keys the commitments of erased record ids (pipelines/erasure/commitment.py); unset:
     # a key generated on first use under `home` (commitment.key, mode 0600).
     commitment_key: str | None = None
     # CPU numerics of the commands that compute (`request run`, `inbox run`, `audit reproduce`): reproducible

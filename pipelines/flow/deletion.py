@@ -10,10 +10,10 @@ the thresholds, the data and its validation, the unlearning problem, the verific
 example. The flow itself never branches on the kind.
 The candidate is registered and exported *before* the alias moves, so the served alias only ever
 points at a version whose verification and ONNX parity both passed. The training data loses the forgotten
-examples only after the alias moved (pipelines/erasure.py); a failed data commit is recorded as such and
+examples only after the alias moved (pipelines/erasure/training_data.py); a failed data commit is recorded as such and
 retried with `erasure data erase REQUEST_ID`, never undoing the promotion. Requests for one model run one at a
-time (pipelines/locks.py); a request killed at any stage is finished by running it again
-(pipelines/recovery.py).
+time (pipelines/operations/locks.py); a request killed at any stage is finished by running it again
+(pipelines/operations/recovery.py).
 """
 
 from __future__ import annotations
@@ -29,17 +29,21 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.transactions import transaction
 
-from pipelines import erasure, kinds, lineage, locks, recovery, registry, validation
+from pipelines import kinds
+from pipelines.adapters import registry, validation
+from pipelines.adapters.datastore import DataRevisionError
+from pipelines.adapters.export import export_and_check
+from pipelines.adapters.settings import PROJECT_ROOT, Settings, load_settings
 from pipelines.audit import AuditRecord, local_record_path, now, read_record, write_record
 from pipelines.audit.publish import publish_prefect_artifacts
-from pipelines.datastore import DataRevisionError
-from pipelines.export import export_and_check
-from pipelines.faults import enter_stage
+from pipelines.erasure import lineage
+from pipelines.erasure import training_data as erasure
+from pipelines.flow.request import DeletionRequest, RequestError, load_request, raw_request_id
+from pipelines.flow.request_file import request_file_digest
 from pipelines.kinds import Assessment, ModelKind
-from pipelines.request import DeletionRequest, RequestError, load_request, raw_request_id
-from pipelines.replay import summarize
-from pipelines.request_file import request_file_digest
-from pipelines.settings import PROJECT_ROOT, Settings, load_settings
+from pipelines.operations import locks, recovery
+from pipelines.operations.faults import enter_stage
+from pipelines.operations.replay import summarize
 from unlearning import numerics
 from unlearning.data.pairs import CorruptDataError
 from unlearning.device import best_device
@@ -172,7 +176,7 @@ def audit_stage(settings, record: AuditRecord) -> Path:
 def deletion_flow(request_file: str) -> dict:
     """Process one deletion request file; returns the outcome. Never raises for a refused request.
 
-    Safe to run again after a crash at any stage: it resumes (pipelines/recovery.py).
+    Safe to run again after a crash at any stage: it resumes (pipelines/operations/recovery.py).
     """
     settings = load_settings()
     request_head, request_sha256 = request_file_digest(Path(request_file))

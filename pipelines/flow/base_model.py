@@ -15,14 +15,14 @@ import torch
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from pipelines import registry
-from pipelines.settings import Settings
+from pipelines.adapters import registry
+from pipelines.adapters.settings import Settings
+from unlearning.data.degradations import DEGRADATIONS
 from unlearning.data.digits import CLASSES, DigitsDataConfig, build_digits_sets, class_set_path
 from unlearning.data.digits import set_path as digits_set_path
 from unlearning.data.identities import build_identity_sets
 from unlearning.data.pairs import PairSet, decode_arrays
 from unlearning.data.restoration import RestorationDataConfig, build_restoration_sets, set_path
-from unlearning.data.degradations import DEGRADATIONS
 from unlearning.device import best_device
 from unlearning.metrics import accuracy, score_restoration
 from unlearning.models import build_model
@@ -255,7 +255,7 @@ def register_base_model(settings: Settings, model_dir: Path, name: str, alias: s
     """Register the trained model and point `alias` at it, unless the registry already has it.
 
     Idempotent: re-running finds the version by its weights hash; an alias that already points
-    somewhere (say, at an unlearned version) is left alone. `lineage` (pipelines/lineage.py), when given,
+    somewhere (say, at an unlearned version) is left alone. `lineage` (pipelines/erasure/lineage.py), when given,
     is tagged on a new version: the data it was trained on.
     """
     digest = registry.sha256_file(model_dir / registry.WEIGHTS_FILE)

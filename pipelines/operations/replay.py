@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from pipelines.adapters.settings import Settings
 from pipelines.audit import chain
 from pipelines.audit.record import AuditRecord
 from pipelines.audit.store import local_record_path
-from pipelines.request_file import raw_request_id, request_file_digest
-from pipelines.settings import Settings
+from pipelines.flow.request_file import raw_request_id, request_file_digest
 
 DECIDED = ("passed", "rejected")
 

@@ -26,7 +26,7 @@ from mlflow.exceptions import MlflowException
 from safetensors.torch import load_file, save, save_file
 from torch import nn
 
-from pipelines.settings import PROJECT_ROOT, Settings
+from pipelines.adapters.settings import PROJECT_ROOT, Settings
 from unlearning.models import build_model, describe
 
 WEIGHTS_FILE = "weights.safetensors"
@@ -104,8 +104,8 @@ class RegisteredModel:
 
     @property
     def lineage(self):
-        """The training data this version was trained on (pipelines/lineage.py), or None if unrecorded."""
-        from pipelines.lineage import from_tags
+        """The training data this version was trained on (pipelines/erasure/lineage.py), or None if unrecorded."""
+        from pipelines.erasure.lineage import from_tags
 
         return from_tags(self.tags)
 

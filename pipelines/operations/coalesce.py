@@ -31,11 +31,13 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.transactions import transaction
 
-from pipelines import datastore, kinds, locks, recovery, registry, validation
+from pipelines import kinds
+from pipelines.adapters import datastore, registry, validation
+from pipelines.adapters.settings import Settings, load_settings
 from pipelines.audit import AuditRecord, now, read_record
 from pipelines.audit.publish import publish_prefect_artifacts
 from pipelines.audit.record import Coalesced
-from pipelines.flow import (
+from pipelines.flow.deletion import (
     INPUT_ERRORS,
     audit_stage,
     erase_training_data,
@@ -54,10 +56,10 @@ from pipelines.flow import (
     unlearn,
     verify_stage,
 )
+from pipelines.flow.request import DeletionRequest, RequestError, load_request
 from pipelines.kinds import Assessment, ModelKind
 from pipelines.kinds.base import shared_evaluation
-from pipelines.request import DeletionRequest, RequestError, load_request
-from pipelines.settings import Settings, load_settings
+from pipelines.operations import locks, recovery
 from unlearning.device import best_device
 
 TAG_COALESCED = "erasure.coalesced_requests"
@@ -116,7 +118,7 @@ def unlearn_group_stage(requests: list[DeletionRequest], original: registry.Regi
 @task(name="validate forget sets (coalesced)", cache_policy=NO_CACHE)
 def validate_group_stage(members: list[Member], original: registry.RegisteredModel, kind: ModelKind) -> list:
     """Each member's validation summary, or the error that refuses it, from one GX run on their union when
-    it passes (pipelines/validation.py: validate_forget_sets)."""
+    it passes (pipelines/adapters/validation.py: validate_forget_sets)."""
     forget_sets = [kind.forget_set(m.request, m.data, original.model) for m in members]
     return validation.validate_forget_sets(forget_sets)
 

@@ -22,9 +22,9 @@ from mlflow.entities import Run
 from prefect.context import TaskRunContext
 from prefect.transactions import Transaction, get_transaction
 
-from pipelines import registry
+from pipelines.adapters import registry
+from pipelines.adapters.settings import Settings, load_settings
 from pipelines.audit.chain import TAG_RECORD_SHA
-from pipelines.settings import Settings, load_settings
 
 TAG_REQUEST_SHA = "erasure.request_sha256"
 TAG_ATTEMPT = "erasure.attempt"
@@ -34,7 +34,7 @@ _FILTERABLE = re.compile(r"^[\w.@-]+$")
 
 def audit_run(settings: Settings, request_id: str, request_sha256: str) -> Run:
     """The MLflow run for this attempt's audit record: a killed attempt's run of the same request file
-    (one with no record yet), resumed, or a new run. Callers hold the request's lock (pipelines/locks.py),
+    (one with no record yet), resumed, or a new run. Callers hold the request's lock (pipelines/operations/locks.py),
     so a run without a record is never one still in progress."""
     mlflow_client = registry.client(settings)
     experiment_id = registry.ensure_experiment(settings, settings.audit_experiment)

@@ -3,7 +3,7 @@ DVC paths it read there, each with its DVC md5.
 
 Base models get it at registration (the data repository's commit and the files the DVC `train*` stage
 reads); an unlearned version gets its parent's training data minus what it forgot: the data revision the
-erasure committed (pipelines/erasure.py), or, until that commit exists, its parent's lineage with the
+erasure committed (pipelines/erasure/training_data.py), or, until that commit exists, its parent's lineage with the
 erasure still pending. It lives in the version's tags, where release managers look first, and in the
 audit record.
 """
@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines import datastore
+from pipelines.adapters import datastore
 
 TAG_DATA_COMMIT = "erasure.training_data.commit"
 TAG_DATA_FILES = "erasure.training_data.files"

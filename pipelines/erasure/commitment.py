@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipelines.settings import Settings
+from pipelines.adapters.settings import Settings
 
 IDS_DOMAIN = b"erasure-record-ids-v1\n"
 EXAMPLE_DOMAIN = b"erasure-example-v1\n"

@@ -1,0 +1,5 @@
+"""`python -m pipelines.cli`: the `erasure` command."""
+
+from pipelines.cli import app
+
+app()
