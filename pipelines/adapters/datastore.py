@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,32 @@ class FetchedFile:
         }
 
 
+@dataclass(frozen=True)
+class FetchedDirectory(FetchedFile):
+    """A DVC-tracked directory read at a revision (an image folder): its files by path relative to it, in
+    memory, never logged. Hashed like a file: `dvc_md5` is DVC's directory hash (`<md5>.dir`, the same
+    value `dvc add` writes for a directory), `sha256` is over the sorted (relative path, file sha256) list,
+    `size_bytes` the files' total; `content` is empty."""
+
+    files: dict[str, bytes]
+
+    def provenance(self) -> dict[str, str | int]:
+        return {**super().provenance(), "files": len(self.files)}
+
+
+def directory_hashes(entries: dict[str, tuple[str, bytes]]) -> tuple[str, str]:
+    """(DVC's `.dir` md5, our sha256) of a directory from {relative path: (file md5, content)}.
+
+    DVC hashes a directory as the md5 of the JSON list of {md5, relpath} sorted by path components
+    (dvc-data's Tree); a subdirectory of a tracked directory has no stored hash, so it is computed the same
+    way. The sha256 is the same list with each file's sha256."""
+    paths = sorted(entries, key=lambda relpath: tuple(relpath.split("/")))
+    md5_list = [{"md5": entries[relpath][0], "relpath": relpath} for relpath in paths]
+    sha_list = [{"relpath": relpath, "sha256": hashlib.sha256(entries[relpath][1]).hexdigest()} for relpath in paths]
+    md5 = hashlib.md5(json.dumps(md5_list, sort_keys=True).encode("utf-8")).hexdigest() + ".dir"
+    return md5, hashlib.sha256(json.dumps(sha_list, sort_keys=True).encode("utf-8")).hexdigest()
+
+
 # Revisions pinned to the commits a recorded run read them at (pipelines/audit/reproduce.py): within
 # `pinned_revisions`, a request's `rev: HEAD` means the commit HEAD was then, not now.
 _PINNED_COMMITS: ContextVar[dict[str, str] | None] = ContextVar("pinned_commits", default=None)
@@ -66,7 +93,8 @@ def resolve_commit(repo: Path, rev: str) -> str:
 
 
 def fetch(repo: Path, path: str, rev: str) -> FetchedFile:
-    """Read `path` as DVC tracked it at `rev` (pulling from the DVC remote if the cache lacks it)."""
+    """Read `path` as DVC tracked it at `rev` (pulling from the DVC remote if the cache lacks it); a
+    directory comes back as a FetchedDirectory of its files."""
     return RevisionReader(repo, rev).fetch(path)
 
 
@@ -93,17 +121,22 @@ class RevisionReader:
         if self._commit is None:
             self._commit = resolve_commit(self.repo, rev)
         commit = self._commit
+        path = path.rstrip("/")
         try:
             if self._filesystem is None:
                 self._filesystem = DVCFileSystem(str(self.repo), rev=commit)
             info = self._filesystem.info(path)
+            if info.get("type") == "directory":
+                return self._fetch_directory(path, info, commit)
             content = self._filesystem.read_bytes(path)
         except FileNotFoundError as error:
             raise DataRevisionError(f"path {path!r} is not tracked by DVC at rev {rev!r} ({commit[:12]})") from error
+        except DataRevisionError:
+            raise
         except Exception as error:  # DVC raises many types for a missing cache/remote object
             raise DataRevisionError(f"cannot read {path!r} at rev {rev!r} from DVC: {type(error).__name__}: {error}") from error
         if info.get("type") != "file":
-            raise DataRevisionError(f"path {path!r} at rev {rev!r} is a {info.get('type')}, not a file")
+            raise DataRevisionError(f"path {path!r} at rev {rev!r} is a {info.get('type')}, not a file or directory")
         return FetchedFile(
             path=path,
             rev=rev,
@@ -113,6 +146,30 @@ class RevisionReader:
             size_bytes=len(content),
             content=content,
         )
+
+    def _fetch_directory(self, path: str, info: dict, commit: str) -> FetchedDirectory:
+        entries = {}
+        for name, file_info in self._filesystem.find(path, detail=True).items():
+            content = self._filesystem.read_bytes(name)
+            entries[name[len(path) + 1 :]] = (_md5_of(file_info) or hashlib.md5(content).hexdigest(), content)
+        if not entries:
+            raise DataRevisionError(f"directory {path!r} at rev {self.rev!r} holds no files")
+        md5, sha256 = directory_hashes(entries)
+        files = {relpath: content for relpath, (_, content) in sorted(entries.items())}
+        return FetchedDirectory(
+            path=path,
+            rev=self.rev,
+            commit=commit,
+            dvc_md5=_md5_of(info) or md5,
+            sha256=sha256,
+            size_bytes=sum(len(content) for content in files.values()),
+            content=b"",
+            files=files,
+        )
+
+
+def _md5_of(info: dict) -> str:
+    return str(info.get("md5") or (info.get("dvc_info") or {}).get("md5") or "")
 
 
 # Readers shared by the requests of one coalesced run (pipelines/operations/coalesce.py), by (repository, revision).

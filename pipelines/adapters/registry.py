@@ -26,6 +26,7 @@ from mlflow.exceptions import MlflowException
 from safetensors.torch import load_file, save, save_file
 from torch import nn
 
+from pipelines.adapters import adoption
 from pipelines.adapters.settings import PROJECT_ROOT, Settings
 from unlearning.models import build_model, describe
 
@@ -215,6 +216,8 @@ def _version_by_alias(settings: Settings, name: str, alias: str):
 
 def _load_version(settings: Settings, name: str, version) -> RegisteredModel:
     client(settings)  # sets the tracking URI the artifact download uses
+    if adoption.is_adopted(version.tags):
+        return _load_adopted_version(settings, name, version)
     with tempfile.TemporaryDirectory() as scratch:
         local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}", dst_path=scratch))
         weights_path = local / "artifacts" / WEIGHTS_FILE
@@ -226,10 +229,82 @@ def _load_version(settings: Settings, name: str, version) -> RegisteredModel:
                 f"registry records {str(recorded)[:16]}...: the artifact was changed"
             )
         model, architecture = read_model_files(local / "artifacts")
+    _refuse_non_finite(model, name, version.version)
+    return RegisteredModel(name, str(version.version), version.run_id, architecture, actual, model.eval(), dict(version.tags))
+
+
+def _refuse_non_finite(model: nn.Module, name: str, version: str) -> None:
     bad = [key for key, tensor in model.state_dict().items() if not torch.isfinite(tensor).all()]
     if bad:
-        raise ModelIntegrityError(f"model: {name} version {version.version} has NaN/inf weights in {bad[:3]}")
-    return RegisteredModel(name, str(version.version), version.run_id, architecture, actual, model.eval(), dict(version.tags))
+        raise ModelIntegrityError(f"model: {name} version {version} has NaN/inf weights in {bad[:3]}")
+
+
+def _download_state_dict(run_id: str, artifact: str, scratch: str) -> Path:
+    """The state dict file the owner logged with `mlflow.pytorch.log_state_dict(..., artifact)` in `run_id`."""
+    local = Path(mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{artifact}", dst_path=scratch))
+    files = [local] if local.is_file() else sorted(local.rglob("*.pth")) + sorted(local.rglob("*.pt"))
+    if not files:
+        raise adoption.AdoptionError(f"model: no state dict file under {artifact!r} in run {run_id}")
+    return files[0]
+
+
+def read_adopted_version(name: str, version) -> adoption.Adopted:
+    """The weights of a version of an adopted model, read as its tags say (trusting nothing), unchecked."""
+    with tempfile.TemporaryDirectory() as scratch:
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}", dst_path=f"{scratch}/model"))
+        artifact = version.tags.get(adoption.TAG_STATE_DICT)
+        state_dict = _download_state_dict(version.run_id, artifact, f"{scratch}/run") if artifact else None
+        return adoption.load_adopted_version(local, version.tags, state_dict)
+
+
+def _load_adopted_version(settings: Settings, name: str, version) -> RegisteredModel:
+    """A version of a model Erasure adopted (pipelines/adapters/adoption.py), re-hashed like its own."""
+    adopted = read_adopted_version(name, version)
+    actual = weights_sha256(adopted.model)
+    recorded = version.tags.get(TAG_WEIGHTS)
+    if recorded != actual:
+        raise ModelIntegrityError(
+            f"model: weights of {name} version {version.version} hash to {actual[:16]}..., "
+            f"registry records {str(recorded)[:16]}...: the artifact was changed"
+        )
+    _refuse_non_finite(adopted.model, name, version.version)
+    return RegisteredModel(name, str(version.version), version.run_id, adopted.architecture, actual, adopted.model,
+                           dict(version.tags))
+
+
+@_explain_refusals("adopt a model version")
+def adopt_version(settings: Settings, name: str, version: str, architecture: str, config: dict[str, Any],
+                  state_dict_artifact: str | None, trust_pickle: bool, tags: dict[str, str]) -> RegisteredModel:
+    """Make `name` version `version` (logged with mlflow.pytorch by its owner) a model Erasure starts deletion
+    requests from: its weights loaded strictly into `architecture`, hashed and tagged (adoption.py)."""
+    found = _version(settings, name, version)
+    with tempfile.TemporaryDirectory() as scratch:
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{found.version}", dst_path=f"{scratch}/model"))
+        adoption.flavor_of(local)
+        state_dict = _download_state_dict(found.run_id, state_dict_artifact, f"{scratch}/run") if state_dict_artifact else None
+        adopted = adoption.load_declared(local, state_dict, architecture, config, trust_pickle)
+    _refuse_non_finite(adopted.model, name, found.version)
+    digest = weights_sha256(adopted.model)
+    if TAG_WEIGHTS in found.tags:
+        # Already Erasure's: adopting again is a no-op if it says the same, and refused if it would change how the
+        # version's weights are read (its audit trail hashes them that way).
+        same = (found.tags.get(TAG_WEIGHTS) == digest and adoption.is_adopted(found.tags)
+                and json.loads(found.tags.get(adoption.TAG_ARCHITECTURE, "null")) == adopted.architecture
+                and found.tags.get(adoption.TAG_WEIGHTS_SOURCE) == adopted.weights_source)
+        if not same:
+            raise adoption.AdoptionError(
+                f"model: {name} version {found.version} is already Erasure's (weights {found.tags[TAG_WEIGHTS][:16]}..., "
+                f"read as {found.tags.get(adoption.TAG_ARCHITECTURE) or 'its own format'} from "
+                f"{found.tags.get(adoption.TAG_WEIGHTS_SOURCE) or WEIGHTS_FILE}); adopting it otherwise would change "
+                "what its audit trail hashed")
+        return RegisteredModel(name, str(found.version), found.run_id, adopted.architecture, digest, adopted.model,
+                               dict(found.tags))
+    tag_version(settings, name, str(found.version), {
+        **adoption.adoption_tags(adopted.architecture, adopted.weights_source, state_dict_artifact),
+        TAG_WEIGHTS: digest, TAG_STATUS: "adopted", **tags,
+    })
+    return RegisteredModel(name, str(found.version), found.run_id, adopted.architecture, digest, adopted.model,
+                           {**found.tags, **tags})
 
 
 def write_model_files(model: nn.Module, architecture: str, directory: Path) -> tuple[Path, Path, str]:
@@ -252,14 +327,27 @@ def read_model_files(directory: Path) -> tuple[nn.Module, dict[str, Any]]:
 
 @_explain_refusals("register a model version")
 def log_and_register(
-    settings: Settings, run_id: str, name: str, model: nn.Module, architecture: str, tags: dict[str, str]
+    settings: Settings, run_id: str, name: str, model: nn.Module, architecture: str, tags: dict[str, str],
+    parent: RegisteredModel | None = None,
 ) -> tuple[str, str]:
-    """Log `model` as a pyfunc in run `run_id`, register it as a new version of `name`; (version, sha256).
+    """Log `model` as a pyfunc in run `run_id` (or packaged like an adopted `parent`), register it as a new
+    version of `name`; (version, sha256).
 
     Idempotent per request: when `tags` name a request (TAG_REQUEST) that already registered these exact
     weights (a run killed or failed after registering), that version is returned and nothing new is made.
     """
     mlflow_client = client(settings)
+    if parent is not None and adoption.is_adopted(parent.tags):
+        # Packaged like the parent (same flavor, signature, example), so what served it serves this version.
+        digest = weights_sha256(model)
+        existing = find_request_version(settings, name, tags.get(TAG_REQUEST), digest)
+        if existing is not None:
+            return existing, digest
+        tags = {**tags, **adoption.adoption_tags(parent.architecture, f"extra_files/{adoption.ERASURE_WEIGHTS}")}
+        with tempfile.TemporaryDirectory() as scratch, mlflow.start_run(run_id=run_id):
+            parent_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{parent.version}", dst_path=scratch))
+            logged = adoption.log_like_parent(model, parent_dir)
+        return _create_version(mlflow_client, name, logged, run_id, digest, tags)
     with tempfile.TemporaryDirectory() as scratch:
         weights, config, digest = write_model_files(model, architecture, Path(scratch))
         existing = find_request_version(settings, name, tags.get(TAG_REQUEST), digest)
@@ -275,6 +363,11 @@ def log_and_register(
                 code_paths=[str(PROJECT_ROOT / "unlearning")],
                 pip_requirements=["torch==2.13.0", "safetensors", "numpy"],
             )
+    return _create_version(mlflow_client, name, logged, run_id, digest, tags)
+
+
+def _create_version(mlflow_client: MlflowClient, name: str, logged, run_id: str, digest: str,
+                    tags: dict[str, str]) -> tuple[str, str]:
     try:
         mlflow_client.get_registered_model(name)
     except MlflowException:

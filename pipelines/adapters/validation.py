@@ -4,6 +4,9 @@ Each example becomes one row of facts (hashes, shape, dtype, value range, non-fi
 its pixels, so GX results can be kept in the audit trail without leaking the data. What the rows must
 say (`SetSchema`) comes from the request's evaluation set and the kind of model (pipelines/kinds/): uint8
 image pairs for a restorer, [0, 1] features with class labels for a classifier.
+
+A table (pipelines/kinds/formats.py) is checked before it is decoded, on its own columns: they exist, hold
+no null or NaN, and ids are unique (`validate_table`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ import pandas as pd
 
 class ForgetSetValidationError(ValueError):
     """The forget set broke at least one expectation; the message names each one."""
+
+
+class TableValidationError(ForgetSetValidationError):
+    """A table the request reads (forget, retain or evaluation) broke an expectation of its columns: one is
+    missing, holds nulls or NaN, or the id column repeats an id. The message names the file, each
+    expectation and column, and counts; never a value."""
 
 
 @dataclass(frozen=True)
@@ -183,10 +192,46 @@ def validate_forget_sets(forget_sets: list[ForgetSet]) -> list[ValidationSummary
     return outcomes
 
 
+def build_table_suite(columns: list[str], id_column: str | None, present: set[str]):
+    """The table suite: every column the request reads exists and holds no null or NaN; ids are unique.
+    Value expectations are added only for present columns (GX errors on a missing one)."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    expectations = [gxe.ExpectTableRowCountToBeBetween(min_value=1)]
+    expectations += [gxe.ExpectColumnToExist(column=column) for column in columns]
+    expectations += [gxe.ExpectColumnValuesToNotBeNull(column=column) for column in columns if column in present]
+    if id_column is not None and id_column in present:
+        expectations.append(gxe.ExpectColumnValuesToBeUnique(column=id_column))
+    return gx.ExpectationSuite(name=TABLE_SUITE_NAME, expectations=expectations)
+
+
+TABLE_SUITE_NAME = "table-columns"
+
+
+def validate_table(frame: pd.DataFrame, columns: list[str], id_column: str | None, source: str) -> ValidationSummary:
+    """Run the table suite on the table as read (`columns`: features, label and id); raise
+    TableValidationError naming `source` and every failed expectation (NaN counts as null in pandas)."""
+    _, batch_definition = _gx_context()
+    suite = build_table_suite(columns, id_column, set(frame.columns))
+    result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(suite)
+    failures = _failures(result)
+    if not result.success:
+        raise TableValidationError(f"{source}: table failed {len(failures)} expectation(s): " + "; ".join(failures))
+    return ValidationSummary(success=True, evaluated=len(result.results), failures=[])
+
+
 def _run_suite(frame: pd.DataFrame, schema: SetSchema, evaluation_inputs: np.ndarray) -> ValidationSummary:
     _, batch_definition = _gx_context()
     suite = build_suite(schema, example_hashes(evaluation_inputs))
     result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(suite)
+    failures = _failures(result)
+    return ValidationSummary(success=bool(result.success), evaluated=len(result.results), failures=failures)
+
+
+def _failures(result) -> list[str]:
+    """Each failed expectation as `type(column=...): unexpected N` (counts only: GX's lists of unexpected
+    values are private data and never leave here)."""
     failures = []
     for outcome in result.results:
         if outcome.success:
@@ -195,5 +240,7 @@ def _run_suite(frame: pd.DataFrame, schema: SetSchema, evaluation_inputs: np.nda
         column = config.kwargs.get("column")
         detail = outcome.result.get("unexpected_count", outcome.result.get("observed_value"))
         what = "unexpected" if "unexpected_count" in outcome.result else "observed"
+        if config.type == "expect_column_to_exist":
+            what, detail = "missing", "from the table"
         failures.append(f"{config.type}" + (f"(column={column})" if column else "") + f": {what} {detail}")
-    return ValidationSummary(success=bool(result.success), evaluated=len(result.results), failures=failures)
+    return failures

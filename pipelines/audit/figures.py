@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -107,22 +106,18 @@ def finish(figure, axis, sets: list[str], ylabel: str, title: str, legend_at: st
 
 def load_version(settings: Settings, name: str, version: str) -> torch.nn.Module:
     """A registered version's model, refused if its weights no longer match the registry's hash."""
-    import mlflow
-
     from pipelines.adapters import registry
 
-    tags = registry.client(settings).get_model_version(name, version).tags
-    with tempfile.TemporaryDirectory() as scratch:
-        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=scratch)) / "artifacts"
-        if registry.sha256_file(local / registry.WEIGHTS_FILE) != tags.get(registry.TAG_WEIGHTS):
-            raise FigureError(f"{name} version {version}: weights do not match erasure.weights_sha256; run `erasure audit verify`")
-        model, _ = registry.read_model_files(local)
-    return model
+    try:
+        return registry.load_version(settings, name, version).model
+    except registry.ModelIntegrityError as error:
+        raise FigureError(f"{name} version {version}: {error}; run `erasure audit verify`") from None
 
 
 def evaluation_sets(settings: Settings, record: AuditRecord) -> dict[str, Any]:
     from pipelines.adapters import datastore
-    from unlearning.data.pairs import PairSet, decode_arrays
+    from pipelines.kinds.formats import TableColumns, decode_set
+    from unlearning.data.pairs import PairSet
 
     forget = {record.forget_data.get("sha256")}
     sets = {}
@@ -131,7 +126,8 @@ def evaluation_sets(settings: Settings, record: AuditRecord) -> dict[str, Any]:
             continue
         fetched = datastore.fetch(settings.data_repo, provenance["path"], provenance["commit"])
         name = Path(provenance["path"]).stem
-        sets[name] = PairSet.from_arrays(name, decode_arrays(fetched.content, fetched.path)[0])
+        table = TableColumns(**provenance["table"]) if "table" in provenance else None
+        sets[name] = PairSet.from_arrays(name, decode_set(fetched, table))
     return sets
 
 

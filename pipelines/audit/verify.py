@@ -90,12 +90,19 @@ class _Artifacts:
             import mlflow
             from mlflow.exceptions import MlflowException
 
+            from pipelines.adapters import adoption, registry
+
             with tempfile.TemporaryDirectory() as scratch:
                 try:
-                    local = Path(mlflow.artifacts.download_artifacts(f"models:/{model}/{version}", dst_path=scratch))
-                    weights = local / WEIGHTS_ARTIFACT
-                    self._cache[key] = sha256_bytes(weights.read_bytes()) if weights.is_file() else None
-                except (MlflowException, OSError):
+                    found = self.client.get_model_version(model, version)
+                    if adoption.is_adopted(found.tags):
+                        # An adopted model's weights live in its owner's layout: read them as adoption did.
+                        self._cache[key] = registry.weights_sha256(registry.read_adopted_version(model, found).model)
+                    else:
+                        local = Path(mlflow.artifacts.download_artifacts(f"models:/{model}/{version}", dst_path=scratch))
+                        weights = local / WEIGHTS_ARTIFACT
+                        self._cache[key] = sha256_bytes(weights.read_bytes()) if weights.is_file() else None
+                except (MlflowException, OSError, ValueError):
                     self._cache[key] = None
         return self._cache[key]
 
@@ -360,7 +367,8 @@ def _data_checks(settings: Settings, reports: list[ChainReport]) -> list[str]:
         outputs = sorted({out for _, _, record in erasures for out in _outputs(settings, record.data_erasure)})
         keys = {key for _, _, record in erasures for key in record.data_erasure.get("example_keys", [])}
         branch = erasure.data_branch(settings)
-        present = erasure.scan(settings, branch, outputs, keys) if keys and outputs else {}
+        scanned = erasure.scan(settings, branch, outputs, keys) if keys and outputs else {}
+        present = {path: hit for path, hit in scanned.items() if not hit.get("unsupported")}
         for report, seq, record in erasures:
             own = set(record.data_erasure.get("example_keys", []))
             back = {path: int(sum(k in own for k, row in zip(_keys(settings, hit), hit["rows"]) if row))

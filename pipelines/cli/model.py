@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from enum import Enum
 from pathlib import Path
 
@@ -104,3 +105,65 @@ def workspace_differences(repo: Path, lineage) -> list[str]:
         if local.is_file() and hashlib.md5(local.read_bytes()).hexdigest() != md5:
             differing.append(path)
     return differing
+
+
+MODEL_URI = re.compile(r"^models:/(?P<name>[A-Za-z0-9][\w.-]*)/(?P<version>\d+)$")
+
+
+@model_app.command("adopt")
+def model_adopt(
+    model_uri: str = typer.Argument(..., help="models:/NAME/VERSION, a version logged with mlflow.pytorch.log_model"),
+    architecture: str = typer.Option(..., help="installed architecture entry (see `erasure plugins`) the weights load into"),
+    task_kind: str = typer.Option(..., help="what the model is to the flow: restoration, classification, generation, ..."),
+    config: str = typer.Option("{}", help="the architecture's config, as JSON (its typed config checks it)"),
+    state_dict: str = typer.Option(None, help="artifact path, in the version's run, of a state dict logged with "
+                                   "mlflow.pytorch.log_state_dict: read weights-only, trusting nothing"),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="read the weights out of the pickled module "
+                                      "(unpickling runs code named in the artifact: only for artifacts you produced)"),
+    training_data: list[str] = typer.Option([], help="PATH@REV of a DVC-tracked set in the data repository the "
+                                            "version was trained on (repeatable): its lineage"),
+    alias: str = typer.Option("champion", help="alias to point at the adopted version: where requests start"),
+) -> None:
+    """Adopt a PyTorch model Erasure did not train: check its weights load into the declared architecture
+    (refused naming the first tensor that does not fit), hash them, record the lineage, point the alias at it."""
+    from pipelines.adapters import registry
+    from pipelines.adapters.adoption import AdoptionError
+    from pipelines.adapters.datastore import DataRevisionError
+    from pipelines.erasure.lineage import at_revision
+    from pipelines.kinds import UnknownKindError, kind_of
+    from unlearning.models import UnknownArchitectureError, architecture_named
+
+    match = MODEL_URI.match(model_uri)
+    if not match:
+        console.print(f"[red]expected models:/NAME/VERSION, got {model_uri!r}[/]")
+        raise typer.Exit(2)
+    name, version = match["name"], match["version"]
+    settings = load_settings()
+    settings.export_environment()
+    try:
+        declared = architecture_named(architecture)
+        if declared.task_kind != task_kind:
+            raise AdoptionError(f"--task-kind {task_kind}: architecture {architecture!r} declares task kind {declared.task_kind!r}")
+        lineage = _lineage(settings, training_data, at_revision)
+        tags = lineage.tags() if lineage else {}
+        adopted = registry.adopt_version(settings, name, version, architecture, json.loads(config), state_dict,
+                                         trust_pickle, tags)
+        kind = kind_of(adopted.model)
+        registry.client(settings).set_registered_model_alias(name, alias, adopted.version)
+    except (AdoptionError, UnknownArchitectureError, UnknownKindError, DataRevisionError, registry.ModelNotFoundError,
+            registry.ModelIntegrityError, json.JSONDecodeError, TypeError, ValueError) as error:
+        console.print(f"[red]not adopted[/]: {error}")
+        raise typer.Exit(2) from None
+    trained_on = f", trained on data commit {lineage.commit[:12]}" if lineage else ", no training lineage"
+    console.print(f"adopted {name} version {adopted.version} as {architecture} ({kind.name} kind), weights sha256 "
+                  f"{adopted.weights_sha256[:16]}...{trained_on}; {name}@{alias} -> version {adopted.version}")
+
+
+def _lineage(settings, training_data: list[str], at_revision):
+    """The lineage named by --training-data PATH@REV options (one revision for all), or None."""
+    if not training_data:
+        return None
+    paths, revisions = zip(*(item.rsplit("@", 1) if "@" in item else (item, "HEAD") for item in training_data))
+    if len(set(revisions)) != 1:
+        raise ValueError(f"--training-data: one revision for all sets, got {sorted(set(revisions))}")
+    return at_revision(settings.data_repo, revisions[0], list(paths))

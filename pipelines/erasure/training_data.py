@@ -73,15 +73,23 @@ def tracked_outputs(repo: Path, paths: Iterable[str]) -> dict[str, str]:
     return found
 
 
+# Sets that requests may read (pipelines/kinds/formats.py) but that an erasure cannot rewrite yet.
+READ_NOT_REWRITTEN = (".parquet", ".csv", ".png", ".jpg", ".jpeg")
+
+
 def scan(settings: Settings, rev: str, outputs: Iterable[str], keys: set[str]) -> dict[str, dict[str, Any]]:
     """Per set file under `outputs` at `rev` that holds any example whose keyed digest is in `keys`:
-    its DVC md5, its arrays and which rows hold them. Files that are not example sets are skipped."""
+    its DVC md5, its arrays and which rows hold them; a table or image file, which an erasure cannot
+    rewrite, as {"unsupported": True}. Files that are not example sets are skipped."""
     from dvc.api import DVCFileSystem
 
     filesystem = DVCFileSystem(str(settings.data_repo), rev=datastore.resolve_commit(settings.data_repo, rev))
     hits = {}
     for output in outputs:
         for path in sorted(filesystem.find(output)):
+            if path.lower().endswith(READ_NOT_REWRITTEN):
+                hits[path] = {"unsupported": True}
+                continue
             try:
                 arrays, metadata = decode_arrays(filesystem.read_bytes(path), path)
             except CorruptDataError:
@@ -157,6 +165,17 @@ def erase(settings: Settings, request_ids: list[str], keys: list[str], trained_o
 
         head = _git(repo, "rev-parse", "HEAD")
         hits = scan(settings, head, outputs.values(), keyset)
+        trained = [path.rstrip("/") for path in trained_on.paths]
+        unsupported = sorted(path for path, hit in hits.items() if hit.get("unsupported")
+                             and any(path == root or path.startswith(f"{root}/") for root in trained))
+        if unsupported:
+            # Saying "unchanged" would claim the forgotten examples are in no training file; they may be in these.
+            new = at_revision(repo, head, trained_on.paths)
+            return Erasure("skipped", {**common, "commit": head, "files": [], "reason": (
+                f"the training data holds sets Erasure reads but does not rewrite (tables, image files): "
+                f"{', '.join(unsupported[:3])}{' and more' if len(unsupported) > 3 else ''}; remove the forgotten "
+                "examples there and commit")}), new
+        hits = {path: hit for path, hit in hits.items() if not hit.get("unsupported")}
         if not hits:
             new = at_revision(repo, head, trained_on.paths)
             return Erasure("unchanged", {**common, "commit": head, "files": [],

@@ -139,7 +139,12 @@ def register_stage(settings, request, original, unlearned, run_id) -> tuple[str,
             registry.TAG_PARENT: original.version,
             registry.TAG_REQUEST: request.request_id,
         },
+        parent=original,
     )
+    # Signed before anything can promote it: an OpenSSF signature (model.sig) inside the version's model directory.
+    from pipelines.audit.model_signature import sign_version
+
+    sign_version(settings, request.model.name, version)
     recovery.remember_candidate(request.model.name, request.model.alias, version)
     return version, digest
 

@@ -1,8 +1,9 @@
 """Forgetting named data files: the `forget:` form and data handling that restoration and classification share.
 
-The request names DVC paths at a git revision: the forget set, retain sets, and held-out evaluation sets.
-They are fetched and decoded once, in the pull data stage; validation, unlearning, verification and
-export all read the decoded sets.
+The request names DVC paths at a git revision: the forget set, retain sets, and held-out evaluation sets,
+each a safetensors file, a table or an image folder (pipelines/kinds/formats.py). They are fetched and
+decoded once, in the pull data stage; validation, unlearning, verification and export all read the
+decoded sets.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pipelines.erasure import lineage
 from pipelines.erasure.commitment import IdListError, commit_ids, commitment_key, key_id, new_salt, parse_id_list
 from pipelines.flow.retain import retain_without_forget
 from pipelines.kinds.base import ForgetTarget, ModelKind, RetainFiles, Strict  # noqa: F401 - RetainFiles: its old home
-from unlearning.data.pairs import PairSet, concat, decode_arrays, encode_arrays, example_digests, without
+from pipelines.kinds.formats import TableColumns, decode_set, is_table
+from unlearning.data.pairs import PairSet, concat, encode_arrays, example_digests, without
 
 
 class ForgetFiles(ForgetTarget):
@@ -45,6 +47,8 @@ class ForgetFiles(ForgetTarget):
                             "version was trained on")
     other_revision: bool = Field(False, description="true: `rev` is knowingly not the served version's training revision")
     evaluation: str = Field(description="held-out set of the same kind, used to measure forgetting")
+    table: TableColumns | None = Field(None, description="the columns of every table (.parquet, .csv) the request "
+                                       "reads: label, features, id")
 
     @classmethod
     def recognises(cls, value: dict) -> bool:
@@ -73,10 +77,18 @@ class DecodedFile:
 
     fetched: FetchedFile
     arrays: dict[str, np.ndarray]
+    table: TableColumns | None = None  # the columns it was read with, where it is a table
 
     @property
     def name(self) -> str:
         return Path(self.fetched.path).stem
+
+    def provenance(self) -> dict[str, Any]:
+        """The record's provenance of this set; a table's also names the columns read (the report rereads it)."""
+        provenance = self.fetched.provenance()
+        if self.table is not None:
+            provenance["table"] = self.table.model_dump(exclude_none=True)
+        return provenance
 
     def pairs(self) -> PairSet:
         return PairSet.from_arrays(self.name, self.arrays)
@@ -106,9 +118,10 @@ class FileData:
         return {name: pairs if name == self.forgotten else without(pairs, forgotten)[0] for name, pairs in sets.items()}
 
 
-def decode_file(fetched: FetchedFile) -> DecodedFile:
-    """A fetched set file with its arrays decoded (CorruptDataError names the file)."""
-    return DecodedFile(fetched, decode_arrays(fetched.content, fetched.path)[0])
+def decode_file(fetched: FetchedFile, table: TableColumns | None = None) -> DecodedFile:
+    """A fetched set (file, table or image folder) with its arrays decoded (CorruptDataError names the file;
+    a table's columns are checked by Great Expectations first)."""
+    return DecodedFile(fetched, decode_set(fetched, table), table if is_table(fetched) else None)
 
 
 class RecordIdError(datastore.DataRevisionError):
@@ -129,7 +142,7 @@ def pull_files(settings, request, original=None) -> FileData:
     reader = datastore.reader(settings.data_repo, rev)
 
     def read(path: str) -> DecodedFile:
-        return decode_file(reader.fetch(path))
+        return decode_file(reader.fetch(path), target.table)
 
     records = None
     if target.by_record_id:
@@ -216,13 +229,13 @@ def file_provenance(data: FileData) -> dict[str, Any]:
         forget = {"records": data.records, "rev": data.forget.fetched.rev, "commit": data.forget.fetched.commit,
                   "examples": len(data.forget_pairs)}
     else:
-        forget = {**data.forget.fetched.provenance(), "examples": len(data.forget_pairs)}
+        forget = {**data.forget.provenance(), "examples": len(data.forget_pairs)}
     if data.rev_source:
         forget["rev_source"] = data.rev_source
     return {
         "forget_data": forget,
-        "retain_data": [decoded.fetched.provenance() for decoded in data.retain],
-        "evaluation_data": [decoded.fetched.provenance() for decoded in data.evaluation.values()],
+        "retain_data": [decoded.provenance() for decoded in data.retain],
+        "evaluation_data": [decoded.provenance() for decoded in data.evaluation.values()],
     }
 
 

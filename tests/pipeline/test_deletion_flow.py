@@ -32,6 +32,7 @@ def test_passing_request_promotes_a_verified_exported_version(world, tmp_path):
     new, old = client.get_model_version(MODEL, after), client.get_model_version(MODEL, before)
     assert new.tags[registry.TAG_PARENT] == before and new.tags[registry.TAG_REQUEST] == "req-pass"
     assert new.tags[registry.TAG_STATUS] == "promoted"
+    assert '"key_fingerprint":"sha256:' in new.tags["erasure.model_signature"]  # OpenSSF model.sig (issue 19 §7)
     assert old.tags[registry.TAG_CHILD] == after and old.tags[registry.TAG_STATUS] == "superseded"
 
     record = read_record(load_settings(), "req-pass")
