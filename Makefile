@@ -18,13 +18,13 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
 # torch goes first and pinned: pip then takes the CPU wheel on disk, never a multi-GB CUDA build.
-# The onboarding example (examples/acme-wine) goes in as a user's own package would: its entry point adds its
-# architecture; --no-deps, since it takes torch and MLflow from this environment.
-$(VENV)/.installed: pyproject.toml requirements.lock examples/acme-wine/pyproject.toml
+# The onboarding examples (examples/acme-wine, examples/acme-photo) go in as a user's own packages would: their
+# entry points add their architectures; --no-deps, since it takes torch and MLflow from this environment.
+$(VENV)/.installed: pyproject.toml requirements.lock examples/acme-wine/pyproject.toml examples/acme-photo/pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock torch==2.13.0
 	$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e examples/acme-wine
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e examples/acme-wine -e examples/acme-photo
 	touch $@
 
 setup: $(VENV)/.installed ## create .venv with the pinned stack and the DVC local remote

@@ -8,9 +8,10 @@ alias at it. The weights are read one of two ways, and the tags say which:
     state dict   a state dict the owner logged beside the model (`mlflow.pytorch.log_state_dict`) or the
                  safetensors file Erasure writes beside its own versions: read with torch's weights-only
                  loader or safetensors, so loading trusts nothing in the artifact;
-    pickle       the whole module `mlflow.pytorch.log_model` pickled: unpickling runs code named in the
-                 artifact (the owner's classes, or anything a tampered file names), so it is used only when
-                 the adopter says `--trust-pickle`, and only to take the state dict out of it.
+    pickle       the module `mlflow.pytorch.log_model` stored (pickled, or torch.export's pt2): loading it
+                 runs code named in the artifact (the owner's classes, or anything a tampered file names),
+                 so it is used only when the adopter says `--trust-pickle`, and only to take the state dict
+                 out of it.
 
 The versions Erasure registers from an adopted parent keep the parent's packaging: the `pytorch` flavor,
 its signature, input example and requirements, the same registered model name, so whatever served the
@@ -143,9 +144,15 @@ def load_adopted_version(local: Path, tags: dict[str, str], run_state_dict: Path
                          trust_pickle=False, weights_source=tags[TAG_WEIGHTS_SOURCE])
 
 
+def serialization_format(model_dir: Path) -> str:
+    """How the pytorch flavor stored the module: `pt2` (torch.export, MLflow 3's default) or `pickle`."""
+    return "pt2" if any((model_dir / "data").glob("*.pt2")) else "pickle"
+
+
 def log_like_parent(model: nn.Module, parent_dir: Path):
-    """Log `model` in the active run with the parent's packaging: the pytorch flavor (pickled like the parent),
-    the parent's signature, input example and requirements, and Erasure's safetensors weights as an extra file."""
+    """Log `model` in the active run with the parent's packaging: the pytorch flavor serialised as the parent
+    was (pickle or pt2), the parent's signature, input example and requirements, and Erasure's safetensors
+    weights as an extra file."""
     parent = Model.load(str(parent_dir / "MLmodel"))
     input_example = None
     try:
@@ -161,7 +168,7 @@ def log_like_parent(model: nn.Module, parent_dir: Path):
             return mlflow.pytorch.log_model(
                 model,
                 name="model",
-                serialization_format="pickle",
+                serialization_format=serialization_format(parent_dir),
                 signature=parent.signature,
                 input_example=input_example,
                 pip_requirements=str(requirements) if requirements.is_file() else None,

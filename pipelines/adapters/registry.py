@@ -1,7 +1,9 @@
 """MLflow Model Registry: load a model by alias, register a candidate, promote it, tag its lineage.
 
 A model version carries `erasure.weights_sha256`; loading re-hashes the downloaded weights against
-it, so a swapped artifact is caught before anything is unlearned from it.
+it, so a swapped artifact is caught before anything is unlearned from it. A version is Erasure's own
+pyfunc (safetensors + architecture JSON) or an adopted model's pytorch flavor (adoption.py says how it is
+read). One file (~440 lines) on purpose: every call Erasure makes to the registry, and its refusals, in one place.
 """
 
 from __future__ import annotations

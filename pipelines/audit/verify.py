@@ -2,7 +2,8 @@
 
 Nothing here trusts a stored hash on its own: each record is re-hashed and compared with the ledger,
 the chain links are recomputed, each attestation's signature is checked against trusted public keys,
-and the weights and ONNX behind every registered version are downloaded and re-hashed.
+and the weights and ONNX behind every registered version are downloaded and re-hashed. One file (~410
+lines) on purpose: one pass over the trail, so each problem is reported once, in chain order.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pipelines.audit.record import AuditRecord, field_digests
 from pipelines.audit.store import RECORD_ARTIFACT, local_record_path, read_run_artifact
 
 WEIGHTS_ARTIFACT = "artifacts/weights.safetensors"
+TAG_MODEL_SIGNATURE = "erasure.model_signature"  # pipelines/audit/model_signature.py
 ONNX_ARTIFACT = "onnx/model.onnx"
 
 
@@ -105,6 +107,24 @@ class _Artifacts:
                 except (MlflowException, OSError, ValueError):
                     self._cache[key] = None
         return self._cache[key]
+
+    def model_signature_problem(self, model: str, version: str) -> str | None:
+        """Why the version's files no longer verify against its OpenSSF signature (model.sig), or None."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        from pipelines.audit.model_signature import ModelSignatureError, public_key_path, verify_model_dir
+
+        key = public_key_path(self.settings)
+        if not key.is_file():
+            return f"no model-signing public key at {key} to check model.sig with"
+        with tempfile.TemporaryDirectory() as scratch:
+            try:
+                local = Path(mlflow.artifacts.download_artifacts(f"models:/{model}/{version}", dst_path=scratch))
+                verify_model_dir(local, key)
+            except (ModelSignatureError, MlflowException, OSError) as error:
+                return str(error).replace(str(local) if "local" in locals() else scratch, "model")
+        return None
 
     def onnx_sha256(self, model: str, version: str, run_id: str | None) -> str | None:
         key = (model, version, "onnx")
@@ -215,6 +235,10 @@ def verify_chain(
         tagged = version.tags.get("erasure.weights_sha256")
         if actual is None or actual != tagged:
             problem(seq, rid, "weights swapped", f"version {number} weights hash to {str(actual)[:16]}..., version tag says {str(tagged)[:16]}...")
+        if version.tags.get(TAG_MODEL_SIGNATURE):
+            signature_problem = artifacts.model_signature_problem(chain, number)
+            if signature_problem:
+                problem(seq, rid, "model signature", f"version {number}: {signature_problem}")
         if record is None:
             if version.tags.get("erasure.request_id"):
                 problem(None, rid, "version without record", f"version {number} was made by request {rid} but no ledgered record produced it")

@@ -14,6 +14,8 @@ examples only after the alias moved (pipelines/erasure/training_data.py); a fail
 retried with `erasure data erase REQUEST_ID`, never undoing the promotion. Requests for one model run one at a
 time (pipelines/operations/locks.py); a request killed at any stage is finished by running it again
 (pipelines/operations/recovery.py).
+
+One file (~430 lines) on purpose: the flow reads as one story, stage after stage; what varies lives in the kinds.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pipelines.adapters.datastore import DataRevisionError
 from pipelines.adapters.export import export_and_check
 from pipelines.adapters.settings import PROJECT_ROOT, Settings, load_settings
 from pipelines.audit import AuditRecord, local_record_path, now, read_record, write_record
+from pipelines.audit.model_signature import sign_version
 from pipelines.audit.publish import publish_prefect_artifacts
 from pipelines.erasure import lineage
 from pipelines.erasure import training_data as erasure
@@ -142,8 +145,6 @@ def register_stage(settings, request, original, unlearned, run_id) -> tuple[str,
         parent=original,
     )
     # Signed before anything can promote it: an OpenSSF signature (model.sig) inside the version's model directory.
-    from pipelines.audit.model_signature import sign_version
-
     sign_version(settings, request.model.name, version)
     recovery.remember_candidate(request.model.name, request.model.alias, version)
     return version, digest

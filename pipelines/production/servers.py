@@ -1,5 +1,6 @@
 """Production mode on one machine: PostgreSQL, an MLflow server with basic auth, a Prefect server and a
-process worker, all on 127.0.0.1; started idempotently, stopped by process group.
+process worker, all on 127.0.0.1; started idempotently, stopped by process group. One file
+(~500 lines) on purpose: the four servers share one state directory, one process-group lifecycle and one env file.
 
     erasure servers up      # start what is not running; prints the URLs and the env file to source
     erasure servers status

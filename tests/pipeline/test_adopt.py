@@ -17,6 +17,7 @@ import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -81,6 +82,13 @@ def acme(tmp_path_factory):
         else:
             os.environ[key] = value
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+
+
+def train_another_version(acme) -> str:
+    """Acme's training script run again, as its team would (its own process: it sets MLflow's experiment)."""
+    result = subprocess.run([sys.executable, "-m", "acme_wine.train", "--repo", "data"], cwd=acme["home"] / "acme",
+                            capture_output=True, text=True, check=True, timeout=600)
+    return re.search(r"registered acme-wine version (\d+)", result.stdout).group(1)
 
 
 def test_the_onboarding_readme_runs_as_written(acme):
@@ -178,9 +186,7 @@ def test_weights_that_do_not_fit_the_architecture_are_refused_naming_the_first_t
 
 
 def test_a_pickled_module_is_read_only_when_the_adopter_trusts_it(acme):
-    from acme_wine.train import train_and_register
-
-    version = train_and_register(acme["home"] / "acme" / "data")  # another version, its owner's to adopt
+    version = train_another_version(acme)
     refused = adopt(uri=f"models:/acme-wine/{version}")
     assert refused.exit_code == 2 and "--trust-pickle" in refused.output, refused.output
     trusted = adopt("--trust-pickle", "--alias", "trusted", uri=f"models:/acme-wine/{version}")
@@ -196,6 +202,12 @@ def test_an_adopted_version_is_not_adopted_again_another_way(acme):
     other = adopt("--trust-pickle", "--alias", "other")
     assert other.exit_code == 2 and "already Erasure's" in " ".join(other.output.split()), other.output
     assert registry.alias_version(load_settings(), "acme-wine", "other") is None
+
+
+def test_an_architecture_that_is_not_installed_is_refused_naming_it(acme):
+    result = CliRunner().invoke(app, ["model", "adopt", "models:/acme-wine/1", "--architecture", "acme-wine-cnn",
+                                      "--task-kind", "classification", "--state-dict", "state_dict"])
+    assert result.exit_code == 2 and "unknown architecture 'acme-wine-cnn'" in result.output, result.output
 
 
 def test_a_task_kind_the_architecture_does_not_declare_is_refused(acme):
@@ -226,3 +238,33 @@ def test_a_broken_plugin_is_reported_by_name_and_the_others_still_load(tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "broken_method" in result.stdout and "No module named 'no_such_module'" in result.stdout
     assert "gradient_ascent" in result.stdout and "acme-wine-mlp" in result.stdout  # the others load
+
+
+def test_a_parent_logged_with_mlflows_default_pt2_gets_pt2_children(acme):
+    """MLflow 3 logs a module with torch.export (pt2) unless told otherwise: the child is pt2 too."""
+    from mlflow.models import infer_signature
+
+    from acme_wine.model import WineClassifier
+
+    model = WineClassifier().eval()
+    example = np.full((4, 13), 0.5, dtype=np.float32)
+    signature = infer_signature(example, model(torch.from_numpy(example)).detach().numpy())
+    # An explicit experiment, never mlflow.set_experiment: that would outlive this test in the worker's process.
+    experiment = mlflow.MlflowClient().get_experiment_by_name("acme-wine-training").experiment_id
+    with mlflow.start_run(experiment_id=experiment):
+        logged = mlflow.pytorch.log_model(model, name="model", signature=signature, input_example=example,
+                                          pip_requirements=["torch==2.13.0"])
+        mlflow.pytorch.log_state_dict(model.state_dict(), artifact_path="state_dict")
+    version = mlflow.register_model(logged.model_uri, "acme-wine").version
+    assert adopt("--state-dict", "state_dict", "--alias", "pt2", uri=f"models:/acme-wine/{version}").exit_code == 0
+    settings = load_settings()
+    parent = registry.load_by_alias(settings, "acme-wine", "pt2")
+    with mlflow.start_run(experiment_id=experiment) as run:
+        pass
+    child, _ = registry.log_and_register(settings, run.info.run_id, "acme-wine", parent.model, "acme-wine-mlp",
+                                         {registry.TAG_REQUEST: "req-pt2-packaging"}, parent=parent)
+    child_dir = Path(mlflow.artifacts.download_artifacts(f"models:/acme-wine/{child}"))
+    assert [path.name for path in (child_dir / "data").iterdir()] == ["model.pt2"]
+    assert Model.load(f"models:/acme-wine/{child}").signature == Model.load(f"models:/acme-wine/{version}").signature
+    assert np.asarray(mlflow.pyfunc.load_model(f"models:/acme-wine/{child}").predict(example)).shape == (4, 3)
+    assert registry.load_version(settings, "acme-wine", child).weights_sha256 == parent.weights_sha256

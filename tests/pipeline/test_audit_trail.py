@@ -217,6 +217,18 @@ def test_swapping_a_versions_weights_is_caught_and_named(trail):
     assert code == 1 and "(request req-a3): weights swapped" in first_broken(output)
 
 
+def test_a_changed_file_of_a_signed_version_fails_its_model_signature(trail):
+    # MLmodel is no weights file: only the OpenSSF signature over every file of the version catches it.
+    newest = trail.outcomes["req-a3"]["version_after"]
+    logged_model = MlflowClient().get_model_version(MODEL, newest).source.rsplit("/", 1)[-1]  # models:/m-...
+    model_dir = next(path.parent for path in trail.home.rglob("MLmodel") if path.parent.parent.name == logged_model)
+    assert (model_dir / "model.sig").is_file()
+    with tampered(model_dir / "MLmodel"):
+        (model_dir / "MLmodel").write_text((model_dir / "MLmodel").read_text() + "\n# edited\n")
+        code, output = verify()
+    assert code == 1 and "model signature" in output and "MLmodel" in output, output
+
+
 def test_swapping_the_onnx_file_is_caught_and_named(trail):
     onnx = trail.run_dir("req-a3") / "onnx" / "model.onnx"
     with tampered(onnx):

@@ -56,3 +56,27 @@ def test_the_cycle_check_finds_a_cycle(tmp_path):
     (package / "kinds.py").write_text("def load():\n    from pipelines import request\n")
     components = networkx.strongly_connected_components(import_graph(package, tmp_path))
     assert {"pipelines.request", "pipelines.kinds"} in [set(component) for component in components]
+
+
+LONG_MODULE_LINES = 350  # beyond this a module says, in its docstring, why it is one file ("on purpose")
+CLI_MODULE_LINES = 260
+
+
+def test_a_long_module_says_in_its_docstring_why_it_is_one_file():
+    unexplained = [
+        str(path.relative_to(PROJECT_ROOT)) for path in PIPELINES.rglob("*.py")
+        if len(path.read_text().splitlines()) > LONG_MODULE_LINES
+        and "on purpose" not in (ast.get_docstring(ast.parse(path.read_text())) or "")
+    ]
+    assert unexplained == []
+
+
+def test_the_cli_is_one_small_module_per_command_group():
+    sizes = {path.name: len(path.read_text().splitlines()) for path in (PIPELINES / "cli").glob("*.py")}
+    assert {"request.py", "audit.py", "data.py", "model.py", "servers.py"} <= set(sizes)
+    assert max(sizes.values()) <= CLI_MODULE_LINES, sizes
+
+
+def test_every_subpackage_says_what_it_holds():
+    for init in PIPELINES.rglob("__init__.py"):
+        assert len(ast.get_docstring(ast.parse(init.read_text())) or "") > 80, f"{init}: a paragraph on its role"
