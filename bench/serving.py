@@ -7,7 +7,8 @@
 The model is the demo restorer's architecture from params.yaml, seeded weights (latency does not depend
 on the values). onnxruntime needs `onnx`, `onnxscript` and `onnxruntime` (the exporter's and the runtime's
 packages); where they are missing (the GPU machine) those rows are skipped and say so. Each figure is the
-median of `--repeats` timed calls after warm-up calls, torch and onnxruntime interleaved call by call. Writes bench/results/serving{,-<device>}.md and .json.
+median of `--repeats` timed calls after warm-up calls, torch and every onnxruntime variant (the export as written,
+its serving fp32 rewrite and int8 variant: bench/serving_runtime.py) interleaved call by call. Writes bench/results/serving{,-<device>}.md and .json.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import platform
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -83,15 +85,38 @@ def machine_description(device: torch.device) -> str:
     return text
 
 
-def run(device: torch.device, shapes: list[tuple[int, ...]], threads: list[int], repeats: int, warmup: int) -> tuple[list[dict], str | None]:
+def serving_variants(model, session_path: Path, scratch: Path) -> tuple[dict, dict]:
+    """The export rewritten for serving (fp32) and its int8 variant (bench/serving_runtime.py),
+    with each one's parity against torch on a seeded 2x3x256x256 batch; ({} , {}) where the module or
+    onnxruntime.quantization is unavailable."""
+    try:
+        from bench import serving_runtime
+    except ImportError:
+        return {}, {}
+    paths = {"serving_fp32": serving_runtime.optimize_for_serving(session_path, scratch / "serving.onnx")}
+    generator = torch.Generator().manual_seed(1)
+    calibration = [torch.rand(1, 3, 128, 128, generator=generator).numpy() for _ in range(4)]
+    paths["serving_int8"] = serving_runtime.quantize_int8(paths["serving_fp32"], scratch / "serving-int8.onnx", calibration)
+    check = torch.rand(2, 3, 256, 256, generator=generator)
+    bounds = {"serving_fp32": serving_runtime.FP32_MAX_ABS_DIFF, "serving_int8": serving_runtime.INT8_MAX_ABS_DIFF}
+    parity = {name: serving_runtime.measure_parity(model, path, check, bound=bounds[name]).as_record() for name, path in paths.items()}
+    return paths, parity
+
+
+def load_average() -> float | None:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def run(device: torch.device, shapes: list[tuple[int, ...]], threads: list[int], repeats: int, warmup: int) -> tuple[list[dict], str | None, dict]:
     from unlearning.models import build_model
 
     torch.manual_seed(0)
     model = build_model("restorer-unet", restorer_config()).eval()
     rows = []
     skip_onnx = onnx_missing()
+    parity: dict = {}
     with tempfile.TemporaryDirectory() as scratch:
-        session_path = None
+        session_path, variants = None, {}
         if skip_onnx is None:
             try:  # pipelines/ also needs its settings' packages (pydantic-settings), which a bare machine lacks
                 from pipelines.adapters.export import export_onnx
@@ -99,6 +124,7 @@ def run(device: torch.device, shapes: list[tuple[int, ...]], threads: list[int],
                 skip_onnx = f"not measured: pipelines.adapters.export does not import ({error})"
             else:
                 session_path = export_onnx(model, torch.rand(2, 3, 32, 32), Path(scratch) / "restorer.onnx")
+                variants, parity = serving_variants(model, session_path, Path(scratch))
         for shape in shapes:
             images = torch.rand(*shape)
             for count in threads:
@@ -114,14 +140,24 @@ def run(device: torch.device, shapes: list[tuple[int, ...]], threads: list[int],
 
                     options = onnxruntime.SessionOptions()
                     options.intra_op_num_threads, options.inter_op_num_threads = count, 1
-                    session = onnxruntime.InferenceSession(str(session_path), options, providers=["CPUExecutionProvider"])
-                    feed = {session.get_inputs()[0].name: images.numpy()}
-                    calls["onnxruntime"] = lambda session=session, feed=feed: session.run(None, feed)
+                    sessions = {"onnxruntime": onnxruntime.InferenceSession(str(session_path), options, providers=["CPUExecutionProvider"])}
+                    if variants:
+                        from bench import serving_runtime
+
+                        for name, path in variants.items():
+                            tuned = replace(serving_runtime.saved_options(path), threads=count)
+                            sessions[name] = serving_runtime.load_session(path, tuned)
+                    for name, session in sessions.items():
+                        feed = {session.get_inputs()[0].name: images.numpy()}
+                        calls[name] = lambda session=session, feed=feed: session.run(None, feed)
+                load_before = load_average()
                 seconds = median_seconds(calls, repeats, warmup)
-                row = {"shape": "x".join(map(str, shape)), "threads": count, "torch_eager_ms": 1e3 * seconds["torch_eager"]}
-                if "onnxruntime" in seconds:
-                    row["onnxruntime_ms"] = 1e3 * seconds["onnxruntime"]
-                    row["onnx_over_torch"] = row["onnxruntime_ms"] / row["torch_eager_ms"]
+                row = {"shape": "x".join(map(str, shape)), "threads": count, "load_before": load_before, "load_after": load_average(),
+                       "torch_eager_ms": 1e3 * seconds["torch_eager"]}
+                for name in ("onnxruntime", *variants):
+                    if name in seconds:
+                        row[f"{name}_ms"] = 1e3 * seconds[name]
+                        row[f"{'onnx' if name == 'onnxruntime' else name}_over_torch"] = row[f"{name}_ms"] / row["torch_eager_ms"]
                 rows.append(row)
         if device.type == "cuda":
             gpu_model = model.to(device)
@@ -137,24 +173,44 @@ def run(device: torch.device, shapes: list[tuple[int, ...]], threads: list[int],
                     seconds = median_seconds({"call": call}, repeats, warmup)["call"]
                     rows.append({"shape": "x".join(map(str, shape)), "threads": "cuda", "precision": label, "torch_eager_ms": 1e3 * seconds})
     torch.set_num_threads(os.cpu_count() or 1)
-    return rows, skip_onnx
+    return rows, skip_onnx, parity
 
 
-def markdown(rows: list[dict], machine: str, skip_onnx: str | None, config: dict, repeats: int) -> str:
+def markdown(rows: list[dict], machine: str, skip_onnx: str | None, config: dict, repeats: int, parity: dict | None = None) -> str:
     lines = [
         "# Serving latency: onnxruntime vs torch eager (restorer)",
         "",
         f"Machine: {machine}.",
-        f"Model: restorer-unet {config}, seeded weights. Median of {repeats} calls after warm-up; all rows from one run.",
+        f"Model: restorer-unet {config}, seeded weights. Median of {repeats} calls after warm-up, torch and every onnxruntime "
+        "variant interleaved call by call; all rows from one run. `load` is the 1-minute load average before and after each row "
+        "(a shared 2-core machine: absolute times stretch with the load, the interleaved ratios much less).",
         "",
-        "| input | threads | torch eager (ms) | onnxruntime (ms) | onnxruntime / torch |",
-        "|---|---|---|---|---|",
+        "onnxruntime: the export as written (default session options, already ORT_ENABLE_ALL). serving fp32: "
+        "bench/serving_runtime.py `optimize_for_serving` (onnxscript clean-up, Conv-over-Concat split) with its "
+        "saved session options. serving int8: `quantize_int8` of that (static QDQ, per-channel s8 weights, u8 activations, "
+        "Convs only, RGB stem/head kept fp32), calibrated on 4 seeded 1x3x128x128 images.",
+        "",
+        "| input | threads | load | torch eager (ms) | onnxruntime (ms) | onnxruntime / torch | serving fp32 (ms) | fp32 / torch | serving int8 (ms) | int8 / torch |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def cell(row, key, form):
+        return form.format(row[key]) if row.get(key) is not None else "–"
+
     for row in rows:
         threads = row["threads"] if row["threads"] != "cuda" else f"cuda {row['precision']}"
-        onnx = f"{row['onnxruntime_ms']:.1f}" if "onnxruntime_ms" in row else "–"
-        ratio = f"{row['onnx_over_torch']:.2f}×" if "onnx_over_torch" in row else "–"
-        lines.append(f"| {row['shape']} | {threads} | {row['torch_eager_ms']:.1f} | {onnx} | {ratio} |")
+        load = f"{row['load_before']:.1f}→{row['load_after']:.1f}" if row.get("load_before") is not None else "–"
+        lines.append(
+            f"| {row['shape']} | {threads} | {load} | {row['torch_eager_ms']:.1f} | {cell(row, 'onnxruntime_ms', '{:.1f}')} | "
+            f"{cell(row, 'onnx_over_torch', '{:.2f}×')} | {cell(row, 'serving_fp32_ms', '{:.1f}')} | {cell(row, 'serving_fp32_over_torch', '{:.2f}×')} | "
+            f"{cell(row, 'serving_int8_ms', '{:.1f}')} | {cell(row, 'serving_int8_over_torch', '{:.2f}×')} |"
+        )
+    if parity:
+        lines += ["", "Parity against torch on a seeded 2x3x256x256 batch (outputs in [0, 1]; the bound is the variant's own):", "",
+                  "| variant | max abs diff | mean abs diff | PSNR vs torch (dB) | bound | passed |", "|---|---|---|---|---|---|"]
+        for name, record in parity.items():
+            lines.append(f"| {name} | {record['max_abs_diff']:.2e} | {record['mean_abs_diff']:.2e} | {record['psnr_vs_torch_db']:.1f} | "
+                         f"{record['bound']:.0e} | {record['passed']} |")
     if skip_onnx:
         lines += ["", f"onnxruntime: {skip_onnx}."]
     return "\n".join(lines) + "\n"
@@ -169,19 +225,19 @@ def main() -> None:
     args = parser.parse_args()
     device = requested_device(args.device, "bench.serving", fallback="measuring the CPU only")
     size = 64 if args.quick else 256
-    repeats = args.repeats or (3 if args.quick else 10)
+    repeats = args.repeats or (3 if args.quick else 20)
     shapes = [(1, 3, size, size), (8, 3, size, size)]
     threads = sorted({1, os.cpu_count() or 1})
-    rows, skip_onnx = run(device, shapes, threads, repeats, warmup=2)
+    rows, skip_onnx, parity = run(device, shapes, threads, repeats, warmup=3)
     machine = machine_description(device)
     config = restorer_config()
     stem = args.out or RESULTS / ("serving" if device.type == "cpu" else f"serving-{device.type}")
     if args.quick and args.out is None:
         stem = stem.with_name(stem.name + "-quick")
     stem.parent.mkdir(parents=True, exist_ok=True)
-    table = markdown(rows, machine, skip_onnx, config, repeats)
+    table = markdown(rows, machine, skip_onnx, config, repeats, parity)
     stem.with_suffix(".md").write_text(table)
-    stem.with_suffix(".json").write_text(json.dumps({"machine": machine, "model": config, "repeats": repeats, "rows": rows}, indent=2) + "\n")
+    stem.with_suffix(".json").write_text(json.dumps({"machine": machine, "model": config, "repeats": repeats, "rows": rows, "parity": parity}, indent=2) + "\n")
     print(table)
 
 

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pipelines.adapters.settings import Settings
+from pipelines.audit.signing import key_material
 
 KEY_ENV = "ERASURE_MODEL_SIGNING_KEY"
 SIGNATURE_FILE = "model.sig"
@@ -98,31 +99,12 @@ def _private_from_pem(pem: bytes, where: str) -> ec.EllipticCurvePrivateKey:
 
 def load_model_signing_key(settings: Settings) -> ModelSigningKey:
     """The configured key (env PEM, env path), else the generated local P-256 key, created on first use."""
-    configured = os.environ.get(KEY_ENV, "").strip()
-    if configured.startswith("-----BEGIN"):
-        key = ModelSigningKey(_private_from_pem(configured.encode(), KEY_ENV), "env", KEY_ENV)
-    elif configured:
-        path = Path(configured).expanduser()
-        try:
-            pem = path.read_bytes()
-        except OSError as error:
-            raise ModelSigningKeyError(f"{KEY_ENV}: cannot read key file {path}: {error.strerror}") from error
-        key = ModelSigningKey(_private_from_pem(pem, f"{KEY_ENV}={path}"), "file", str(path))
-    else:
-        path = generated_key_path(settings)
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-            # O_EXCL: two flows starting at once must not each write a different key.
-            try:
-                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(descriptor, "wb") as handle:
-                    handle.write(pem)
-            except FileExistsError:
-                pass
-        key = ModelSigningKey(_private_from_pem(path.read_bytes(), str(path)), "generated", str(path))
+    def new_pem() -> bytes:
+        return ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+    material = key_material(KEY_ENV, generated_key_path(settings), new_pem, ModelSigningKeyError)
+    key = ModelSigningKey(_private_from_pem(material.pem, material.where), material.source, material.location)
     published = public_key_path(settings)
     if not published.exists() or published.read_bytes() != key.public_pem:
         published.parent.mkdir(parents=True, exist_ok=True)

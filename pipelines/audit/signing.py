@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,35 +82,51 @@ def _private_from_pem(pem: bytes, where: str) -> Ed25519PrivateKey:
     return key
 
 
-def load_signing_key(settings: Settings, create: bool = True) -> SigningKey | None:
-    """The configured key (env PEM, env path), else the generated local key, created when `create`."""
-    configured = os.environ.get(KEY_ENV, "").strip()
+@dataclass(frozen=True)
+class KeyMaterial:
+    pem: bytes
+    where: str  # what to name in an error about the key
+    source: str  # env | file | generated
+    location: str
+
+
+def key_material(env_var: str, generated: Path, new_pem: Callable[[], bytes], error: type[Exception],
+                 create: bool = True) -> KeyMaterial | None:
+    """A private key's PEM: from `env_var` (PEM text, or a path), else the file `generated`, made with `new_pem`
+    on first use (mode 0600) when `create`. Shared by the attestation key and the model-signing key."""
+    configured = os.environ.get(env_var, "").strip()
     if configured.startswith("-----BEGIN"):
-        key = SigningKey(_private_from_pem(configured.encode(), KEY_ENV), "env", KEY_ENV)
-    elif configured:
+        return KeyMaterial(configured.encode(), env_var, "env", env_var)
+    if configured:
         path = Path(configured).expanduser()
         try:
-            pem = path.read_bytes()
-        except OSError as error:
-            raise SigningKeyError(f"{KEY_ENV}: cannot read key file {path}: {error.strerror}") from error
-        key = SigningKey(_private_from_pem(pem, f"{KEY_ENV}={path}"), "file", str(path))
-    else:
-        path = generated_key_path(settings)
-        if not path.exists():
-            if not create:
-                return None
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pem = Ed25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-            # O_EXCL: two flows starting at once must not each write a different key.
-            try:
-                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(descriptor, "wb") as handle:
-                    handle.write(pem)
-            except FileExistsError:
-                pass
-        key = SigningKey(_private_from_pem(path.read_bytes(), str(path)), "generated", str(path))
+            return KeyMaterial(path.read_bytes(), f"{env_var}={path}", "file", str(path))
+        except OSError as problem:
+            raise error(f"{env_var}: cannot read key file {path}: {problem.strerror}") from problem
+    if not generated.exists():
+        if not create:
+            return None
+        generated.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: two flows starting at once must not each write a different key.
+        try:
+            descriptor = os.open(generated, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(new_pem())
+        except FileExistsError:
+            pass
+    return KeyMaterial(generated.read_bytes(), str(generated), "generated", str(generated))
+
+
+def load_signing_key(settings: Settings, create: bool = True) -> SigningKey | None:
+    """The configured key (env PEM, env path), else the generated local key, created when `create`."""
+    def new_pem() -> bytes:
+        return Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+    material = key_material(KEY_ENV, generated_key_path(settings), new_pem, SigningKeyError, create)
+    if material is None:
+        return None
+    key = SigningKey(_private_from_pem(material.pem, material.where), material.source, material.location)
     publish_public_key(settings, key)
     return key
 

@@ -9,12 +9,9 @@ state directory of its own.
 
 from __future__ import annotations
 
-import ast
-import hashlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +27,7 @@ from pipelines.adapters import registry
 from pipelines.adapters.adoption import TAG_PACKAGING
 from pipelines.adapters.settings import PROJECT_ROOT, load_settings
 from pipelines.cli import app
+from tests.pipeline.onboarding import plugin_surface_violations, walked_through
 
 pytestmark = pytest.mark.e2e
 
@@ -37,81 +35,41 @@ EXAMPLE = PROJECT_ROOT / "examples" / "acme-wine"
 pytest.importorskip("acme_wine", reason="the example package (examples/acme-wine) is installed by make setup")
 
 
-def erasure_sources() -> dict[str, str]:
-    """sha256 of every file under pipelines/ and unlearning/: what a user's onboarding must not change."""
-    return {str(path.relative_to(PROJECT_ROOT)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for root in ("pipelines", "unlearning") for path in sorted((PROJECT_ROOT / root).rglob("*.py"))}
-
-
-def readme_block() -> str:
-    """The onboarding README's shell block, less its `pip install` line (make setup installed the package)."""
-    text = (EXAMPLE / "README.md").read_text()
-    block = text[text.index("```bash\n") + len("```bash\n"):]
-    block = block[: block.index("```")]
-    return "\n".join(line for line in block.splitlines() if not line.startswith("pip install"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def acme(tmp_path_factory):
-    """The README's walk-through, run as written in a state directory of its own; this module's tests then
-    read that MLflow store (and the data repository the README made)."""
-    home = tmp_path_factory.mktemp("acme-home")
-    before = erasure_sources()
-    tree_before = git_status()
-    env = {**os.environ, "ERASURE_HOME": str(home), "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
-           "PORT": str(free_port()), "COLUMNS": "200"}
-    env.pop("ERASURE_DATA_REPO", None)
-    # Generous: the walk-through trains, adopts, runs a flow and starts a server (~70 s idle on 2 cores).
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_block()], cwd=PROJECT_ROOT, env=env,
-                            capture_output=True, text=True, timeout=900)
-    saved = {key: os.environ.get(key) for key in ("ERASURE_HOME", "MLFLOW_TRACKING_URI", "ERASURE_DATA_REPO")}
-    os.environ.update(ERASURE_HOME=str(home), MLFLOW_TRACKING_URI=f"sqlite:///{home}/mlflow.db",
-                      ERASURE_DATA_REPO=str(home / "acme" / "data"))
-    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    yield {"home": home, "result": result, "sources_before": before, "sources_after": erasure_sources(),
-           "tree_before": tree_before, "tree_after": git_status()}
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    """The README's walk-through, run as written in a state directory of its own (tests/pipeline/onboarding.py);
+    this module's tests then read that MLflow store and the data repository the README made."""
+    with walked_through(EXAMPLE, tmp_path_factory.mktemp("acme-home"), "acme/data") as walkthrough:
+        yield walkthrough
+
+
+def adopt(*options: str, uri: str = "models:/acme-wine/1"):
+    return CliRunner().invoke(app, ["model", "adopt", uri, "--architecture", "acme-wine-mlp", "--task-kind",
+                                    "classification", *options])
 
 
 def train_another_version(acme) -> str:
     """Acme's training script run again, as its team would (its own process: it sets MLflow's experiment)."""
-    result = subprocess.run([sys.executable, "-m", "acme_wine.train", "--repo", "data"], cwd=acme["home"] / "acme",
+    result = subprocess.run([sys.executable, "-m", "acme_wine.train", "--repo", "data"], cwd=acme.home / "acme",
                             capture_output=True, text=True, check=True, timeout=600)
     return re.search(r"registered acme-wine version (\d+)", result.stdout).group(1)
 
 
 def test_the_onboarding_readme_runs_as_written(acme):
-    result = acme["result"]
-    output = " ".join((result.stdout + result.stderr).split())
-    assert result.returncode == 0, output[-3000:]
+    output = acme.output
+    assert acme.result.returncode == 0, output[-3000:]
     assert "acme-wine-mlp" in output and "acme-wine==1.0.0" in output  # erasure plugins
     assert "adopted acme-wine version 1 as acme-wine-mlp (classification kind)" in output
     assert "verdict: passed" in output and "promoted acme-wine version 1 -> 2" in output
     assert "VERIFIED" in output
-    assert (acme["home"] / "acme" / "report" / "report.html").is_file()
+    assert (acme.home / "acme" / "report" / "report.html").is_file()
     served = json.loads(re.search(r'\{"predictions": .*?\]\]\}', output).group())
     assert np.asarray(served["predictions"]).shape == (1, 3)
 
 
-def git_status() -> str:
-    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, check=True).stdout
-
-
 def test_onboarding_changed_no_file_of_erasure(acme):
-    assert acme["sources_after"] == acme["sources_before"]
-    assert acme["tree_after"] == acme["tree_before"]  # nor left anything in its checkout (an ./mlruns, say)
+    assert acme.sources_after == acme.sources_before
+    assert acme.tree_after == acme.tree_before  # nor left anything in its checkout (an ./mlruns, say)
 
 
 def test_the_unlearned_version_is_packaged_and_served_like_its_parent(acme):
@@ -132,12 +90,12 @@ def test_the_unlearned_version_is_packaged_and_served_like_its_parent(acme):
 def pd_table(acme, name: str) -> np.ndarray:
     import pandas as pd
 
-    table = pd.read_parquet(acme["home"] / "acme" / "data" / "data" / name)
+    table = pd.read_parquet(acme.home / "acme" / "data" / "data" / name)
     return table.drop(columns=["cultivar", "record_id"]).to_numpy().astype(np.float32)
 
 
 def test_the_record_keeps_hashes_and_counts_of_the_tables_never_rows(acme):
-    record = json.loads((acme["home"] / "acme" / "record.json").read_text())
+    record = json.loads((acme.home / "acme" / "record.json").read_text())
     forget = record["forget_data"]
     assert forget["examples"] > 0 and len(forget["sha256"]) == 64
     assert record["model"]["version_after"] == "2"
@@ -146,7 +104,7 @@ def test_the_record_keeps_hashes_and_counts_of_the_tables_never_rows(acme):
     assert "data/train.parquet" in record["data_erasure"]["reason"]
     import pandas as pd
 
-    forgotten_ids = set(pd.read_parquet(acme["home"] / "acme" / "data" / "data" / "train-cultivar-2.parquet")["record_id"])
+    forgotten_ids = set(pd.read_parquet(acme.home / "acme" / "data" / "data" / "train-cultivar-2.parquet")["record_id"])
     assert not forgotten_ids & set(scalars(record)) and not {str(i) for i in forgotten_ids} & set(scalars(record))
 
 
@@ -163,19 +121,7 @@ def scalars(value):
 
 
 def test_the_example_package_imports_only_the_plugin_surface():
-    surface = {"unlearning.plugin_api", "pipelines.plugin_api"}
-    for path in (EXAMPLE / "acme_wine").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
-                [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
-            for name in names:
-                if name.split(".")[0] in {"unlearning", "pipelines"}:
-                    assert name in surface, f"{path.name} imports {name}: plug-ins import only {sorted(surface)}"
-
-
-def adopt(*options: str, uri: str = "models:/acme-wine/1"):
-    return CliRunner().invoke(app, ["model", "adopt", uri, "--architecture", "acme-wine-mlp", "--task-kind",
-                                    "classification", *options])
+    assert plugin_surface_violations(EXAMPLE / "acme_wine") == []
 
 
 def test_weights_that_do_not_fit_the_architecture_are_refused_naming_the_first_tensor(acme):

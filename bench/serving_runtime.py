@@ -1,0 +1,394 @@
+"""What a server needs to run an exported model fast on the CPU: tuned onnxruntime session options, an
+export rewritten for the runtime (fusions the exporter misses), and an optional int8 variant whose
+parity against torch is measured and returned beside it.
+
+Not (yet) part of the deletion flow: the bench measures it (issue 20). The export
+(pipelines/adapters/export.py) is left as written and recorded; everything here reads it and writes new
+files next to it:
+
+    serving = optimize_for_serving(export_path, export_path.with_suffix(".serving.onnx"))   # fp32, parity <= 1e-4
+    session = load_session(serving)                                   # options read back from the model
+    int8 = quantize_int8(serving, path, calibration=[...])            # optional, u8 activations / s8 weights
+    report = measure_parity(model, int8, inputs)                      # its own bound: INT8_MAX_ABS_DIFF
+
+Measured on the demo restorer (bench/serving.py, bench/results/serving.md): onnxruntime's defaults already
+apply its full graph optimisation (ORT_ENABLE_ALL: NCHWc convolutions with ReLU fused); what the exporter
+leaves for the runtime is a 2x2/stride-2 ConvTranspose (no NCHWc kernel, and a reorder on either side)
+feeding a channel Concat (another reorder pair). `rewrite_graph` turns each Conv over a channel Concat
+into one Conv per part summed (the runtime fuses that Add and the ReLU into the convolution), and can turn
+each such ConvTranspose into a 1x1 Conv + DepthToSpace (exact, but measured slower: off by default).
+fp32 stays convolution-bound (~80% of the time in NCHWc Conv kernels), so the large step is int8.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+# What load_session promises (tests/code/test_serving_runtime.py checks it): one intra-op thread per
+# request (a server scales by processes/requests; 1 thread is the bench's serving figure), no inter-op
+# pool (the graph is a chain), full graph optimisation, memory pattern and CPU arena on, no spinning
+# (a spinning idle pool steals the core from the next request on a shared machine).
+SERVING_THREADS = 1
+SESSION_CONFIG = {
+    "session.intra_op.allow_spinning": "0",
+    "session.inter_op.allow_spinning": "0",
+}
+METADATA_KEY = "erasure.serving.session_options"
+
+# int8: |int8 - torch| on the demo restorer's outputs (images in [0, 1]), seeded weights, 2x3x256x256: measured
+# 1.1e-3 max (1.9e-4 mean, 72.5 dB PSNR vs torch); the bound keeps ~4x headroom for other seeds and sizes.
+# Trained weights can differ: measure_parity returns the figure, and Parity.passed compares it with the bound.
+INT8_MAX_ABS_DIFF = 5e-3
+FP32_MAX_ABS_DIFF = 1e-4  # the export's own parity (pipelines.adapters.export.PARITY_TOLERANCE)
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    threads: int = SERVING_THREADS
+    inter_op_threads: int = 1
+    graph_optimization_level: str = "ORT_ENABLE_ALL"
+    execution_mode: str = "ORT_SEQUENTIAL"
+    enable_mem_pattern: bool = True
+    enable_cpu_mem_arena: bool = True
+    config_entries: tuple = tuple(sorted(SESSION_CONFIG.items()))
+
+    def as_record(self) -> dict:
+        record = asdict(self)
+        record["config_entries"] = dict(self.config_entries)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict) -> "ServingOptions":
+        record = dict(record)
+        record["config_entries"] = tuple(sorted(record.get("config_entries", {}).items()))
+        return cls(**record)
+
+
+def session_options(options: ServingOptions = ServingOptions(), optimized_model_path: Path | None = None, profile: bool = False):
+    """onnxruntime.SessionOptions for serving; `optimized_model_path` makes the session write the graph it
+    optimised (offline optimisation: load that file later with the optimisation already done)."""
+    import onnxruntime
+
+    session = onnxruntime.SessionOptions()
+    session.intra_op_num_threads = options.threads
+    session.inter_op_num_threads = options.inter_op_threads
+    session.graph_optimization_level = getattr(onnxruntime.GraphOptimizationLevel, options.graph_optimization_level)
+    session.execution_mode = getattr(onnxruntime.ExecutionMode, options.execution_mode)
+    session.enable_mem_pattern = options.enable_mem_pattern
+    session.enable_cpu_mem_arena = options.enable_cpu_mem_arena
+    for key, value in options.config_entries:
+        session.add_session_config_entry(key, value)
+    if optimized_model_path is not None:
+        session.optimized_model_filepath = str(optimized_model_path)
+    if profile:
+        session.enable_profiling = True
+    return session
+
+
+def saved_options(path: Path) -> ServingOptions:
+    """The session options stored in the model's metadata by optimize_for_serving/quantize_int8 (the
+    defaults where the model carries none, e.g. the plain export)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            return ServingOptions.from_record(json.loads(prop.value))
+    return ServingOptions()
+
+
+def load_session(path: Path, options: ServingOptions | None = None):
+    """An InferenceSession on the CPU with the options saved with the model (or `options`)."""
+    import onnxruntime
+
+    options = options or saved_options(path)
+    return onnxruntime.InferenceSession(str(path), session_options(options), providers=["CPUExecutionProvider"])
+
+
+# --- graph rewrites -------------------------------------------------------------------------------------
+
+
+def _attributes(node) -> dict:
+    from onnx import helper
+
+    return {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
+
+
+def _unique(graph, base: str) -> str:
+    taken = {name for node in graph.node for name in (*node.input, *node.output, node.name)}
+    taken |= {tensor.name for tensor in graph.initializer}
+    name, index = base, 0
+    while name in taken:
+        index += 1
+        name = f"{base}_{index}"
+    return name
+
+
+def _convtranspose_to_depth_to_space(model) -> int:
+    """ConvTranspose(k=2, s=2, no padding, group 1) -> Conv 1x1 (4x channels) + DepthToSpace(2, CRD):
+    out[co, 2i+di, 2j+dj] = sum_ci x[ci, i, j] W[ci, co, di, dj] + b[co], exactly."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    weights = {tensor.name: tensor for tensor in graph.initializer}
+    rewritten = 0
+    for index, node in enumerate(list(graph.node)):
+        if node.op_type != "ConvTranspose" or node.domain not in ("", "ai.onnx"):
+            continue
+        attributes = _attributes(node)
+        if (
+            list(attributes.get("kernel_shape", [])) != [2, 2]
+            or list(attributes.get("strides", [])) != [2, 2]
+            or any(attributes.get("pads", [0, 0, 0, 0]))
+            or any(attributes.get("output_padding", [0, 0]))
+            or list(attributes.get("dilations", [1, 1])) != [1, 1]
+            or attributes.get("group", 1) != 1
+            or attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+            or "output_shape" in attributes
+            or node.input[1] not in weights
+            or (len(node.input) > 2 and node.input[2] and node.input[2] not in weights)
+        ):
+            continue
+        weight = numpy_helper.to_array(weights[node.input[1]])  # (Cin, Cout, 2, 2)
+        cin, cout = weight.shape[:2]
+        conv_weight = weight.transpose(1, 2, 3, 0).reshape(cout * 4, cin, 1, 1)
+        bias = numpy_helper.to_array(weights[node.input[2]]) if len(node.input) > 2 and node.input[2] else np.zeros(cout, weight.dtype)
+        weight_name, bias_name = _unique(graph, node.input[1] + "_s2d"), _unique(graph, node.name + "_s2d_bias")
+        graph.initializer.extend([numpy_helper.from_array(np.ascontiguousarray(conv_weight), weight_name),
+                                  numpy_helper.from_array(np.repeat(bias, 4).astype(weight.dtype), bias_name)])
+        hidden = _unique(graph, node.output[0] + "_s2d")
+        conv = helper.make_node("Conv", [node.input[0], weight_name, bias_name], [hidden], name=node.name + "_as_conv",
+                                kernel_shape=[1, 1], strides=[1, 1], pads=[0, 0, 0, 0])
+        shuffle = helper.make_node("DepthToSpace", [hidden], [node.output[0]], name=node.name + "_as_d2s", blocksize=2, mode="CRD")
+        position = list(graph.node).index(node)
+        graph.node.remove(node)
+        graph.node.insert(position, shuffle)
+        graph.node.insert(position, conv)
+        rewritten += 1
+    return rewritten
+
+
+def _channels(model) -> dict:
+    """Static channel count (dim 1) of every 4-d value that has one, from ONNX shape inference."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    channels = {}
+    for value in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) == 4 and dims[1].HasField("dim_value"):
+            channels[value.name] = dims[1].dim_value
+    return channels
+
+
+def _split_conv_over_concat(model) -> int:
+    """Conv(Concat([a, b, ...], axis=1), W, bias) -> Conv(a, W_a) + Conv(b, W_b) + ... (bias on the last):
+    the same sums, without materialising the concatenation (or reordering it out of the blocked layout)."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    channels = _channels(model)
+    weights = {tensor.name: tensor for tensor in graph.initializer}
+    consumers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers[name] = consumers.get(name, 0) + 1
+    graph_outputs = {value.name for value in graph.output}
+    producers = {output: node for node in graph.node for output in node.output}
+    rewritten = 0
+    for node in list(graph.node):
+        if node.op_type != "Conv" or node.input[1] not in weights or _attributes(node).get("group", 1) != 1:
+            continue
+        concat = producers.get(node.input[0])
+        if (
+            concat is None
+            or concat.op_type != "Concat"
+            or _attributes(concat).get("axis") not in (1, -3)
+            or consumers.get(concat.output[0]) != 1
+            or concat.output[0] in graph_outputs
+            or not all(part in channels for part in concat.input)
+        ):
+            continue
+        weight = numpy_helper.to_array(weights[node.input[1]])
+        sizes = [channels[part] for part in concat.input]
+        if sum(sizes) != weight.shape[1]:
+            continue
+        attributes = {key: value for key, value in _attributes(node).items()}
+        offsets = np.cumsum([0, *sizes])
+        new_nodes, partials = [], []
+        for part_index, part in enumerate(concat.input):
+            weight_name = _unique(graph, f"{node.input[1]}_part{part_index}")
+            graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(weight[:, offsets[part_index]:offsets[part_index + 1]]), weight_name))
+            inputs = [part, weight_name]
+            if part_index == len(concat.input) - 1 and len(node.input) > 2 and node.input[2]:
+                inputs.append(node.input[2])
+            output = _unique(graph, f"{node.output[0]}_part{part_index}")
+            new_nodes.append(helper.make_node("Conv", inputs, [output], name=f"{node.name}_part{part_index}", **attributes))
+            partials.append(output)
+        total = partials[0]
+        for index, partial in enumerate(partials[1:], 1):
+            output = node.output[0] if index == len(partials) - 1 else _unique(graph, f"{node.output[0]}_sum{index}")
+            new_nodes.append(helper.make_node("Add", [total, partial], [output], name=f"{node.name}_sum{index}"))
+            total = output
+        position = list(graph.node).index(node)
+        graph.node.remove(node)
+        for offset, new in enumerate(new_nodes):
+            graph.node.insert(position + offset, new)
+        graph.node.remove(concat)
+        rewritten += 1
+    return rewritten
+
+
+def _drop_unused_initializers(model) -> None:
+    used = {name for node in model.graph.node for name in node.input} | {value.name for value in model.graph.output}
+    keep = [tensor for tensor in model.graph.initializer if tensor.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+
+
+REWRITES = {"convtranspose_to_depth_to_space": _convtranspose_to_depth_to_space, "split_conv_over_concat": _split_conv_over_concat}
+# Applied by default: the ones that measured faster (bench/results/serving.md). ConvTranspose -> Conv +
+# DepthToSpace is exact but measured slower in fp32 (the DepthToSpace runs outside the blocked layout).
+DEFAULT_REWRITES = ("split_conv_over_concat",)
+
+
+def rewrite_graph(model, rewrites: Iterable[str] = DEFAULT_REWRITES, cleanup: bool = True):
+    """Apply the runtime-friendly rewrites (in place) after onnxscript's optimizer (constant folding, dead
+    code) when `cleanup`; returns (model, {rewrite: count})."""
+    import onnx
+
+    if cleanup:
+        import onnxscript.optimizer
+
+        model = onnxscript.optimizer.optimize(model)
+    counts = {name: REWRITES[name](model) for name in rewrites}
+    _drop_unused_initializers(model)
+    onnx.checker.check_model(model)
+    return model, counts
+
+
+def _with_options(model, options: ServingOptions):
+    for prop in list(model.metadata_props):
+        if prop.key == METADATA_KEY:
+            model.metadata_props.remove(prop)
+    prop = model.metadata_props.add()
+    prop.key, prop.value = METADATA_KEY, json.dumps(options.as_record(), sort_keys=True)
+    return model
+
+
+def optimize_for_serving(
+    src: Path, dst: Path, options: ServingOptions = ServingOptions(), rewrites: Iterable[str] = DEFAULT_REWRITES,
+    cleanup: bool = True, offline: bool = False,
+) -> Path:
+    """Write the serving graph of the export `src` to `dst`: rewritten (see rewrite_graph) and carrying
+    `options` in its metadata (load_session reads them back). `offline` additionally saves onnxruntime's
+    own optimised graph (optimized_model_filepath, at `options`' level) as `dst`, so a server skips that
+    work at load; such a graph is tied to this onnxruntime version and CPU's instruction set."""
+    import onnx
+
+    model = onnx.load(str(src))
+    model, _ = rewrite_graph(model, rewrites, cleanup)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(_with_options(model, options), str(dst))
+    if offline:
+        import onnxruntime
+
+        onnxruntime.InferenceSession(str(dst), session_options(options, optimized_model_path=dst), providers=["CPUExecutionProvider"])
+        optimised = onnx.load(str(dst))
+        onnx.save(_with_options(optimised, ServingOptions(**{**asdict(options), "graph_optimization_level": "ORT_DISABLE_ALL"})), str(dst))
+    return dst
+
+
+# --- int8 -----------------------------------------------------------------------------------------------
+
+
+def quantize_int8(src: Path, dst: Path, calibration: Iterable[np.ndarray], op_types: Iterable[str] = ("Conv",),
+                  options: ServingOptions = ServingOptions(), exclude: Iterable[str] | None = None) -> Path:
+    """Static QDQ int8 of `src` (ideally optimize_for_serving's output, so the upsampling convolutions are
+    Convs too): per-channel s8 weights, u8 activations (the runtime's fast u8s8 kernels), ranges calibrated
+    (MinMax) on `calibration` batches. Only `op_types` are quantised: the residual additions, pooling and
+    prompt modulation stay fp32 (quantising them was no faster and doubled the error). `exclude` (node
+    names) defaults to the narrow convolutions, fewer than 8 input or output channels (the RGB stem and
+    head): int8 is slower there (too little work per output to pay for the (de)quantisation) and they
+    carry most of the error."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    source = onnx.load(str(src))
+    input_name = source.graph.input[0].name
+    if exclude is None:
+        exclude = _narrow_convs(source)
+    batches = [np.ascontiguousarray(batch, dtype=np.float32) for batch in calibration]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._batches = iter(batches)
+
+        def get_next(self):
+            batch = next(self._batches, None)
+            return None if batch is None else {input_name: batch}
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    # onnxruntime's quantiser writes scratch files (sym_shape_infer_temp.onnx, *.data) to the working directory.
+    with contextlib.chdir(dst.parent):
+        quantize_static(
+            str(Path(src).resolve()), str(Path(dst).resolve()), Reader(), quant_format=QuantFormat.QDQ,
+            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            op_types_to_quantize=list(op_types), nodes_to_exclude=list(exclude),
+        )
+    model = onnx.load(str(dst))
+    onnx.save(_with_options(model, options), str(dst))
+    return dst
+
+
+def _narrow_convs(model, channels: int = 8) -> list[str]:
+    shapes = {tensor.name: tuple(tensor.dims) for tensor in model.graph.initializer}
+    return [node.name for node in model.graph.node
+            if node.op_type == "Conv" and len(shapes.get(node.input[1], ())) == 4 and min(shapes[node.input[1]][:2]) < channels]
+
+
+# --- parity ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Parity:
+    max_abs_diff: float
+    mean_abs_diff: float
+    psnr_vs_torch_db: float  # PSNR of the runtime's output taking torch's as the reference (peak 1)
+    psnr_delta_db: float | None  # PSNR(runtime, targets) - PSNR(torch, targets), where targets are given
+    bound: float
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_diff <= self.bound
+
+    def as_record(self) -> dict:
+        return {**asdict(self), "passed": self.passed}
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+
+
+def measure_parity(model, path: Path, inputs, targets=None, bound: float = FP32_MAX_ABS_DIFF, session=None) -> Parity:
+    """|runtime - torch| on `inputs` (a torch tensor), and where `targets` are given the PSNR the runtime
+    loses (or gains) against them relative to torch."""
+    import torch
+
+    session = session or load_session(path)
+    runtime = session.run(None, {session.get_inputs()[0].name: inputs.cpu().numpy().astype(np.float32)})[0]
+    with torch.no_grad():
+        reference = model.cpu().eval()(inputs.cpu()).numpy()
+    difference = np.abs(runtime - reference)
+    delta = None
+    if targets is not None:
+        goal = targets.cpu().numpy()
+        delta = _psnr(runtime, goal) - _psnr(reference, goal)
+    return Parity(float(difference.max()), float(difference.mean()), _psnr(runtime, reference), delta, bound)
