@@ -1,4 +1,4 @@
-"""`erasure model`: train the base models (the DVC stages) and register them in MLflow."""
+"""`erasure model`: train the base models (the DVC stages), register them in MLflow, adopt a model trained elsewhere."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import typer
 from pipelines.adapters.settings import PROJECT_ROOT, load_settings
 from pipelines.cli.common import DEFAULT_PARAMS, console, enter_numerics
 
-model_app = typer.Typer(help="The base model: train (DVC stage) and register in MLflow.", no_args_is_help=True)
+model_app = typer.Typer(help="Models: train and register the base models (DVC stages), or adopt your own.",
+                        no_args_is_help=True)
 
 
 class Family(str, Enum):

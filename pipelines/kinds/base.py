@@ -13,7 +13,8 @@ branches on the name:
     export_inputs  example inputs for the ONNX export and its parity check
     figures        the report's charts for a record of this kind
 
-Adding a kind is one module in this package that subclasses `ModelKind` and calls `register_kind`.
+Adding a kind is one module (here or in a package of your own) with a `ModelKind` subclass, listed under the
+entry point group `erasure.kinds` (docs/plugins.md).
 """
 
 from __future__ import annotations
@@ -195,6 +196,9 @@ class UnknownKindError(LookupError):
 
 def kind_named(name: str) -> ModelKind:
     if name not in KINDS:
+        broken = plugins.load_group(plugins.KIND_GROUP).broken.get(name)
+        if broken is not None:
+            raise UnknownKindError(f"kind of model {name!r} is installed but failed to load ({broken.source}): {broken.error}")
         raise UnknownKindError(f"unknown kind of model {name!r}; known: {sorted(KINDS)}")
     return KINDS[name]
 

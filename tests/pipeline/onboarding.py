@@ -19,6 +19,7 @@ from pathlib import Path
 import mlflow
 
 from pipelines.adapters.settings import PROJECT_ROOT
+from tests.pipeline.conftest import prefect_api_url
 
 WALKTHROUGH_TIMEOUT = 900  # seconds; the walk-through takes ~60-110 s on one idle core (data, training, a flow, a server)
 
@@ -69,8 +70,10 @@ def walked_through(example: Path, home: Path, data_repo: str) -> Iterator[Walkth
     """Run `example`'s README block with ERASURE_HOME=`home` and a free PORT; within the block, this process
     reads that MLflow store and the data repository `home/data_repo`; afterwards, its own again."""
     sources_before, tree_before = erasure_sources(), git_status()
+    # The worker's Prefect server, already running: each `erasure request run` would otherwise start a temporary
+    # one (~15 s of the walk-through's ~70 s); the flow is the same either way (STACK.md, Prefect).
     env = {**os.environ, "ERASURE_HOME": str(home), "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
-           "PORT": str(free_port()), "COLUMNS": "200"}
+           "PORT": str(free_port()), "COLUMNS": "200", "PREFECT_API_URL": prefect_api_url()}
     env.pop("ERASURE_DATA_REPO", None)
     result = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_block(example)], cwd=PROJECT_ROOT, env=env,
                             capture_output=True, text=True, timeout=WALKTHROUGH_TIMEOUT)

@@ -184,6 +184,12 @@ def test_a_broken_plugin_is_reported_by_name_and_the_others_still_load(tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "broken_method" in result.stdout and "No module named 'no_such_module'" in result.stdout
     assert "gradient_ascent" in result.stdout and "acme-wine-mlp" in result.stdout  # the others load
+    # A request naming it is refused with that error; one naming another method is not affected.
+    probe = ("from unlearning.methods import create_method\n"
+             "create_method('gradient_ascent', {})\n"
+             "try:\n    create_method('broken_method', {})\nexcept Exception as error:\n    print(error)\n")
+    named = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+    assert "method 'broken_method' is installed but failed to load (broken-plugin==0.1" in named.stdout, named.stderr
 
 
 def test_a_parent_logged_with_mlflows_default_pt2_gets_pt2_children(acme):

@@ -1,7 +1,8 @@
 """What an unlearning method is: a loss over forget and retain batches, its knobs, and a name.
 
-The loop that applies the loss is shared here and never copied into a method. A method file
-registers itself with `@register`, so adding a method touches exactly one file.
+The loop that applies the loss is shared here and never copied into a method. A method is one file with
+one `UnlearningMethod` subclass, listed under the entry point group `erasure.methods` of its package
+(Erasure's own in pyproject.toml); `@register` also makes one known from code, without an entry point.
 """
 
 from __future__ import annotations
@@ -194,6 +195,9 @@ def create_method(name: str, params: dict[str, Any], task_kind: str | None = Non
     With `task_kind`, a method that does not apply to that kind of task is refused here, at selection.
     """
     if name not in METHODS:
+        broken = plugins.load_group(plugins.METHOD_GROUP).broken.get(name)
+        if broken is not None:
+            raise UnknownMethodError(f"method {name!r} is installed but failed to load ({broken.source}): {broken.error}")
         raise UnknownMethodError(f"unknown method {name!r}; registered methods: {sorted(METHODS)}")
     method_class = METHODS[name]
     if task_kind is not None:

@@ -30,16 +30,16 @@ def train(table: pd.DataFrame, seed: int = 0, epochs: int = 300) -> WineClassifi
     return model.eval()
 
 
-def train_and_register(repo: Path, name: str = "acme-wine") -> str:
+def train_and_register(repo: Path, name: str = "acme-wine", seed: int = 0) -> str:
     """Train on `repo`'s data/train.parquet, log, register; returns the new version."""
     table = pd.read_parquet(repo / "data" / "train.parquet")
-    model = train(table)
+    model = train(table, seed)
     example = table.drop(columns=[LABEL, RECORD_ID]).head(4).to_numpy().astype("float32")
     with torch.no_grad():
         signature = infer_signature(example, model(torch.from_numpy(example)).numpy())
     mlflow.set_experiment("acme-wine-training")
     with mlflow.start_run():
-        mlflow.log_param("epochs", 300)
+        mlflow.log_params({"epochs": 300, "seed": seed})
         logged = mlflow.pytorch.log_model(model, name="model", serialization_format="pickle", signature=signature,
                                           input_example=example, pip_requirements=["torch==2.13.0", "acme-wine"])
         mlflow.pytorch.log_state_dict(model.state_dict(), artifact_path="state_dict")
@@ -49,4 +49,6 @@ def train_and_register(repo: Path, name: str = "acme-wine") -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repo", type=Path, required=True)
-    print(f"registered acme-wine version {train_and_register(parser.parse_args().repo)}")
+    parser.add_argument("--seed", type=int, default=0)
+    arguments = parser.parse_args()
+    print(f"registered acme-wine version {train_and_register(arguments.repo, seed=arguments.seed)}")
