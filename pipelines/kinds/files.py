@@ -23,7 +23,7 @@ from pipelines.adapters.datastore import FetchedFile
 from pipelines.erasure import lineage
 from pipelines.erasure.commitment import IdListError, commit_ids, commitment_key, key_id, new_salt, parse_id_list
 from pipelines.flow.retain import retain_without_forget
-from pipelines.kinds.base import ForgetTarget, ModelKind, RetainFiles, Strict  # noqa: F401 - RetainFiles: its old home
+from pipelines.kinds.base import ForgetTarget, ModelKind
 from pipelines.kinds.formats import TableColumns, decode_set, is_table
 from unlearning.data.pairs import PairSet, concat, encode_arrays, example_digests, without
 

@@ -220,3 +220,26 @@ def test_a_parent_logged_with_mlflows_default_pt2_gets_pt2_children(acme):
     assert Model.load(f"models:/acme-wine/{child}").signature == Model.load(f"models:/acme-wine/{version}").signature
     assert np.asarray(mlflow.pyfunc.load_model(f"models:/acme-wine/{child}").predict(example)).shape == (4, 3)
     assert registry.load_version(settings, "acme-wine", child).weights_sha256 == parent.weights_sha256
+
+
+def test_a_table_request_by_record_id_reads_the_ids_from_the_named_column(acme, tmp_path):
+    """Forgetting cultivar 2's rows by their record ids (the table's `record_id` column), not by a file of them."""
+    import pandas as pd
+    import yaml
+
+    from pipelines.audit import read_record
+    from tests.pipeline.conftest import run_flow
+
+    train = pd.read_parquet(acme.home / "acme" / "data" / "data" / "train.parquet")
+    ids = sorted(int(i) for i in train.loc[train["cultivar"] == 2, "record_id"])
+    request = yaml.safe_load((EXAMPLE / "request.yaml").read_text())
+    request.update(request_id="req-acme-by-record-id",
+                   forget={"records": ids, "sets": ["data/train.parquet"], "table": {"label": "cultivar", "id": "record_id"},
+                           "evaluation": "data/test-cultivar-2.parquet"})
+    path = tmp_path / "by-record-id.yaml"
+    path.write_text(yaml.safe_dump(request))
+    outcome = run_flow(path)
+    assert outcome["status"] == "passed", outcome
+    record = read_record(load_settings(), "req-acme-by-record-id")
+    assert record.forget_data["examples"] == len(ids) and record.forget_data["records"]["count"] == len(ids)
+    assert not set(ids) & set(scalars(record.model_dump(mode="json")))  # a keyed commitment, not the ids
