@@ -11,7 +11,8 @@ alias at it. The weights are read one of two ways, and the tags say which:
     pickle       the module `mlflow.pytorch.log_model` stored (pickled, or torch.export's pt2): loading it
                  runs code named in the artifact (the owner's classes, or anything a tampered file names),
                  so it is used only when the adopter says `--trust-pickle`, and only to take the state dict
-                 out of it.
+                 out of it. The trust is recorded in the version's tags: later loads of that version (each
+                 request starting from it) unpickle it too; the versions Erasure registers from it do not.
 
 The versions Erasure registers from an adopted parent keep the parent's packaging: the `pytorch` flavor,
 its signature, input example and requirements, the same registered model name, so whatever served the
