@@ -100,10 +100,10 @@ class PluginMapping(Mapping):
         self.group = group
 
     def __getitem__(self, name: str) -> Any:
-        return objects(self.group)[name]
+        return load_group(self.group).loaded[name].value
 
     def __iter__(self) -> Iterator[str]:
-        return iter(objects(self.group))
+        return iter(list(load_group(self.group).loaded))
 
     def __len__(self) -> int:
-        return len(objects(self.group))
+        return len(load_group(self.group).loaded)

@@ -141,7 +141,7 @@ class RevisionReader:
             path=path,
             rev=rev,
             commit=commit,
-            dvc_md5=str(info.get("md5") or (info.get("dvc_info") or {}).get("md5", "")),
+            dvc_md5=dvc_md5(info),
             sha256=hashlib.sha256(content).hexdigest(),
             size_bytes=len(content),
             content=content,
@@ -151,7 +151,7 @@ class RevisionReader:
         entries = {}
         for name, file_info in self._filesystem.find(path, detail=True).items():
             content = self._filesystem.read_bytes(name)
-            entries[name[len(path) + 1 :]] = (_md5_of(file_info) or hashlib.md5(content).hexdigest(), content)
+            entries[name[len(path) + 1 :]] = (dvc_md5(file_info) or hashlib.md5(content).hexdigest(), content)
         if not entries:
             raise DataRevisionError(f"directory {path!r} at rev {self.rev!r} holds no files")
         md5, sha256 = directory_hashes(entries)
@@ -160,7 +160,7 @@ class RevisionReader:
             path=path,
             rev=self.rev,
             commit=commit,
-            dvc_md5=_md5_of(info) or md5,
+            dvc_md5=dvc_md5(info) or md5,
             sha256=sha256,
             size_bytes=sum(len(content) for content in files.values()),
             content=b"",
@@ -168,7 +168,8 @@ class RevisionReader:
         )
 
 
-def _md5_of(info: dict) -> str:
+def dvc_md5(info: dict) -> str:
+    """The md5 DVC records for a path, from DVCFileSystem.info (top level, or under dvc_info)."""
     return str(info.get("md5") or (info.get("dvc_info") or {}).get("md5") or "")
 
 

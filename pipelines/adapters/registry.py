@@ -224,15 +224,19 @@ def _load_version(settings: Settings, name: str, version) -> RegisteredModel:
         local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}", dst_path=scratch))
         weights_path = local / "artifacts" / WEIGHTS_FILE
         actual = sha256_file(weights_path)
-        recorded = version.tags.get(TAG_WEIGHTS)
-        if recorded != actual:
-            raise ModelIntegrityError(
-                f"model: weights of {name} version {version.version} hash to {actual[:16]}..., "
-                f"registry records {str(recorded)[:16]}...: the artifact was changed"
-            )
+        _refuse_changed_weights(name, version, actual)
         model, architecture = read_model_files(local / "artifacts")
     _refuse_non_finite(model, name, version.version)
     return RegisteredModel(name, str(version.version), version.run_id, architecture, actual, model.eval(), dict(version.tags))
+
+
+def _refuse_changed_weights(name: str, version, actual: str) -> None:
+    recorded = version.tags.get(TAG_WEIGHTS)
+    if recorded != actual:
+        raise ModelIntegrityError(
+            f"model: weights of {name} version {version.version} hash to {actual[:16]}..., "
+            f"registry records {str(recorded)[:16]}...: the artifact was changed"
+        )
 
 
 def _refuse_non_finite(model: nn.Module, name: str, version: str) -> None:
@@ -263,12 +267,7 @@ def _load_adopted_version(settings: Settings, name: str, version) -> RegisteredM
     """A version of a model Erasure adopted (pipelines/adapters/adoption.py), re-hashed like its own."""
     adopted = read_adopted_version(name, version)
     actual = weights_sha256(adopted.model)
-    recorded = version.tags.get(TAG_WEIGHTS)
-    if recorded != actual:
-        raise ModelIntegrityError(
-            f"model: weights of {name} version {version.version} hash to {actual[:16]}..., "
-            f"registry records {str(recorded)[:16]}...: the artifact was changed"
-        )
+    _refuse_changed_weights(name, version, actual)
     _refuse_non_finite(adopted.model, name, version.version)
     return RegisteredModel(name, str(version.version), version.run_id, adopted.architecture, actual, adopted.model,
                            dict(version.tags))

@@ -18,11 +18,11 @@ from pipelines.adapters.settings import Settings
 from pipelines.audit import chain as chain_module
 from pipelines.audit import checkpoint as checkpoint_module
 from pipelines.audit import signing
+from pipelines.audit.model_signature import TAG_MODEL_SIGNATURE
 from pipelines.audit.record import AuditRecord, field_digests
 from pipelines.audit.store import RECORD_ARTIFACT, local_record_path, read_run_artifact
 
 WEIGHTS_ARTIFACT = "artifacts/weights.safetensors"
-TAG_MODEL_SIGNATURE = "erasure.model_signature"  # pipelines/audit/model_signature.py
 ONNX_ARTIFACT = "onnx/model.onnx"
 
 
@@ -85,32 +85,39 @@ class _Artifacts:
         self.settings = settings
         self.client = client(settings)
         self._cache: dict[tuple[str, str, str], str | None] = {}
+        self._downloads = tempfile.TemporaryDirectory(prefix="erasure-verify-")
+
+    def _version_dir(self, model: str, version: str) -> Path:
+        """The version's model directory, downloaded once per verification (weights and signature read it)."""
+        import mlflow
+
+        key = (model, version, "dir")
+        if key not in self._cache:
+            self._cache[key] = mlflow.artifacts.download_artifacts(
+                f"models:/{model}/{version}", dst_path=f"{self._downloads.name}/{model}/{version}")
+        return Path(self._cache[key])
 
     def weights_sha256(self, model: str, version: str) -> str | None:
         key = (model, version, "weights")
         if key not in self._cache:
-            import mlflow
             from mlflow.exceptions import MlflowException
 
             from pipelines.adapters import adoption, registry
 
-            with tempfile.TemporaryDirectory() as scratch:
-                try:
-                    found = self.client.get_model_version(model, version)
-                    if adoption.is_adopted(found.tags):
-                        # An adopted model's weights live in its owner's layout: read them as adoption did.
-                        self._cache[key] = registry.weights_sha256(registry.read_adopted_version(model, found).model)
-                    else:
-                        local = Path(mlflow.artifacts.download_artifacts(f"models:/{model}/{version}", dst_path=scratch))
-                        weights = local / WEIGHTS_ARTIFACT
-                        self._cache[key] = sha256_bytes(weights.read_bytes()) if weights.is_file() else None
-                except (MlflowException, OSError, ValueError):
-                    self._cache[key] = None
+            try:
+                found = self.client.get_model_version(model, version)
+                if adoption.is_adopted(found.tags):
+                    # An adopted model's weights live in its owner's layout: read them as adoption did.
+                    self._cache[key] = registry.weights_sha256(registry.read_adopted_version(model, found).model)
+                else:
+                    weights = self._version_dir(model, version) / WEIGHTS_ARTIFACT
+                    self._cache[key] = sha256_bytes(weights.read_bytes()) if weights.is_file() else None
+            except (MlflowException, OSError, ValueError):
+                self._cache[key] = None
         return self._cache[key]
 
     def model_signature_problem(self, model: str, version: str) -> str | None:
         """Why the version's files no longer verify against its OpenSSF signature (model.sig), or None."""
-        import mlflow
         from mlflow.exceptions import MlflowException
 
         from pipelines.audit.model_signature import ModelSignatureError, public_key_path, verify_model_dir
@@ -118,13 +125,15 @@ class _Artifacts:
         key = public_key_path(self.settings)
         if not key.is_file():
             return f"no model-signing public key at {key} to check model.sig with"
-        with tempfile.TemporaryDirectory() as scratch:
-            try:
-                local = Path(mlflow.artifacts.download_artifacts(f"models:/{model}/{version}", dst_path=scratch))
-                verify_model_dir(local, key)
-            except (ModelSignatureError, MlflowException, OSError) as error:
-                return str(error).replace(str(local) if "local" in locals() else scratch, "model")
+        try:
+            local = self._version_dir(model, version)
+            verify_model_dir(local, key)
+        except (ModelSignatureError, MlflowException, OSError) as error:
+            return str(error).replace(self._downloads.name, "")
         return None
+
+    def close(self) -> None:
+        self._downloads.cleanup()
 
     def onnx_sha256(self, model: str, version: str, run_id: str | None) -> str | None:
         key = (model, version, "onnx")
@@ -338,11 +347,14 @@ def verify_trail(
     artifacts = _Artifacts(settings)
     runs, deleted = _audit_runs(settings), _deleted_runs(settings)
     reports = []
-    for name in names:
-        report = verify_chain(settings, name, trusted, artifacts, runs, deleted)
-        if model and report.records == 0:
-            report.problems.append(Problem(name, None, None, "no ledger", f"no audit ledger for model {model!r} at {chain_module.ledger_path(settings, name)}"))
-        reports.append(report)
+    try:
+        for name in names:
+            report = verify_chain(settings, name, trusted, artifacts, runs, deleted)
+            if model and report.records == 0:
+                report.problems.append(Problem(name, None, None, "no ledger", f"no audit ledger for model {model!r} at {chain_module.ledger_path(settings, name)}"))
+            reports.append(report)
+    finally:
+        artifacts.close()
     purged = _data_checks(settings, reports)
     proven = 0
     for path, body in held:
@@ -391,8 +403,7 @@ def _data_checks(settings: Settings, reports: list[ChainReport]) -> list[str]:
         outputs = sorted({out for _, _, record in erasures for out in _outputs(settings, record.data_erasure)})
         keys = {key for _, _, record in erasures for key in record.data_erasure.get("example_keys", [])}
         branch = erasure.data_branch(settings)
-        scanned = erasure.scan(settings, branch, outputs, keys) if keys and outputs else {}
-        present = {path: hit for path, hit in scanned.items() if not hit.get("unsupported")}
+        present = erasure.scan(settings, branch, outputs, keys)[0] if keys and outputs else {}
         for report, seq, record in erasures:
             own = set(record.data_erasure.get("example_keys", []))
             back = {path: int(sum(k in own for k, row in zip(_keys(settings, hit), hit["rows"]) if row))

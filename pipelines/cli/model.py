@@ -130,8 +130,8 @@ def model_adopt(
     from pipelines.adapters import registry
     from pipelines.adapters.adoption import AdoptionError
     from pipelines.adapters.datastore import DataRevisionError
-    from pipelines.erasure.lineage import at_revision
-    from pipelines.kinds import UnknownKindError, kind_of
+    from pipelines.kinds import UnknownKindError
+    from pipelines.kinds.base import kind_for_task
     from unlearning.models import UnknownArchitectureError, architecture_named
 
     match = MODEL_URI.match(model_uri)
@@ -145,11 +145,11 @@ def model_adopt(
         declared = architecture_named(architecture)
         if declared.task_kind != task_kind:
             raise AdoptionError(f"--task-kind {task_kind}: architecture {architecture!r} declares task kind {declared.task_kind!r}")
-        lineage = _lineage(settings, training_data, at_revision)
+        kind = kind_for_task(declared.task_kind)  # before anything is tagged: a kind must serve it
+        lineage = _lineage(settings, training_data)
         tags = lineage.tags() if lineage else {}
         adopted = registry.adopt_version(settings, name, version, architecture, json.loads(config), state_dict,
                                          trust_pickle, tags)
-        kind = kind_of(adopted.model)
         registry.client(settings).set_registered_model_alias(name, alias, adopted.version)
     except (AdoptionError, UnknownArchitectureError, UnknownKindError, DataRevisionError, registry.ModelNotFoundError,
             registry.ModelIntegrityError, json.JSONDecodeError, TypeError, ValueError) as error:
@@ -160,8 +160,10 @@ def model_adopt(
                   f"{adopted.weights_sha256[:16]}...{trained_on}; {name}@{alias} -> version {adopted.version}")
 
 
-def _lineage(settings, training_data: list[str], at_revision):
+def _lineage(settings, training_data: list[str]):
     """The lineage named by --training-data PATH@REV options (one revision for all), or None."""
+    from pipelines.erasure.lineage import at_revision
+
     if not training_data:
         return None
     paths, revisions = zip(*(item.rsplit("@", 1) if "@" in item else (item, "HEAD") for item in training_data))

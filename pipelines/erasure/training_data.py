@@ -77,18 +77,19 @@ def tracked_outputs(repo: Path, paths: Iterable[str]) -> dict[str, str]:
 READ_NOT_REWRITTEN = (".parquet", ".csv", ".png", ".jpg", ".jpeg")
 
 
-def scan(settings: Settings, rev: str, outputs: Iterable[str], keys: set[str]) -> dict[str, dict[str, Any]]:
-    """Per set file under `outputs` at `rev` that holds any example whose keyed digest is in `keys`:
-    its DVC md5, its arrays and which rows hold them; a table or image file, which an erasure cannot
-    rewrite, as {"unsupported": True}. Files that are not example sets are skipped."""
+def scan(settings: Settings, rev: str, outputs: Iterable[str],
+         keys: set[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Per set file under `outputs` at `rev` that holds any example whose keyed digest is in `keys`: its DVC
+    md5, its arrays and which rows hold them; and the tables and image files, which an erasure cannot
+    rewrite (not read). Files that are not example sets are skipped."""
     from dvc.api import DVCFileSystem
 
     filesystem = DVCFileSystem(str(settings.data_repo), rev=datastore.resolve_commit(settings.data_repo, rev))
-    hits = {}
+    hits, not_rewritten = {}, []
     for output in outputs:
         for path in sorted(filesystem.find(output)):
             if path.lower().endswith(READ_NOT_REWRITTEN):
-                hits[path] = {"unsupported": True}
+                not_rewritten.append(path)
                 continue
             try:
                 arrays, metadata = decode_arrays(filesystem.read_bytes(path), path)
@@ -97,9 +98,9 @@ def scan(settings: Settings, rev: str, outputs: Iterable[str], keys: set[str]) -
             rows = np.array([key in keys for key in example_keys(settings, PairSet.from_arrays(path, arrays))], dtype=bool)
             if rows.any():
                 info = filesystem.info(path)
-                md5 = str(info.get("md5") or (info.get("dvc_info") or {}).get("md5", ""))
+                md5 = datastore.dvc_md5(info)
                 hits[path] = {"md5": md5, "arrays": arrays, "metadata": metadata, "rows": rows}
-    return hits
+    return hits, not_rewritten
 
 
 def _commit_naming(repo: Path, branch: str, request_id: str) -> str | None:
@@ -164,10 +165,10 @@ def erase(settings: Settings, request_ids: list[str], keys: list[str], trained_o
             raise DataErasureError(f"the workspace data of {repo} differs from {branch}'s .dvc files ({status[:200]}): run `dvc checkout`")
 
         head = _git(repo, "rev-parse", "HEAD")
-        hits = scan(settings, head, outputs.values(), keyset)
+        hits, not_rewritten = scan(settings, head, outputs.values(), keyset)
         trained = [path.rstrip("/") for path in trained_on.paths]
-        unsupported = sorted(path for path, hit in hits.items() if hit.get("unsupported")
-                             and any(path == root or path.startswith(f"{root}/") for root in trained))
+        unsupported = sorted(path for path in not_rewritten
+                             if any(path == root or path.startswith(f"{root}/") for root in trained))
         if unsupported:
             # Saying "unchanged" would claim the forgotten examples are in no training file; they may be in these.
             new = at_revision(repo, head, trained_on.paths)
@@ -175,7 +176,6 @@ def erase(settings: Settings, request_ids: list[str], keys: list[str], trained_o
                 f"the training data holds sets Erasure reads but does not rewrite (tables, image files): "
                 f"{', '.join(unsupported[:3])}{' and more' if len(unsupported) > 3 else ''}; remove the forgotten "
                 "examples there and commit")}), new
-        hits = {path: hit for path, hit in hits.items() if not hit.get("unsupported")}
         if not hits:
             new = at_revision(repo, head, trained_on.paths)
             return Erasure("unchanged", {**common, "commit": head, "files": [],

@@ -72,13 +72,14 @@ def threshold_owner(name: str) -> str | None:
 
 def check_threshold_values(values: dict[str, Any]) -> dict[str, float]:
     """Load-time check of a request's thresholds: each name known to some kind, each value in its range."""
+    kinds = installed_kind_classes()
     for name, value in values.items():
         owner = threshold_owner(name)
         if owner is None:
-            known = sorted(n for kind_class in installed_kind_classes().values() for n in kind_class.Thresholds.model_fields)
+            known = sorted(n for kind_class in kinds.values() for n in kind_class.Thresholds.model_fields)
             raise ValueError(f"thresholds.{name}: unknown threshold; known thresholds: {known}")
         try:
-            installed_kind_classes()[owner].Thresholds(**{name: value})
+            kinds[owner].Thresholds(**{name: value})
         except ValidationError as error:
             problem = error.errors()[0]
             raise ValueError(f"thresholds.{name}: {problem['msg']} (got {bounded(value)})") from None
@@ -89,10 +90,11 @@ def parse_forget(value: Any) -> ForgetTarget:
     """The request's `forget:` section as the form it names (recognised by each form's key field)."""
     if isinstance(value, ForgetTarget):
         return value
-    forms = {form.form_key: form for form in forget_forms()}
+    installed = forget_forms()
+    forms = {form.form_key: form for form in installed}
     if not isinstance(value, dict):
         raise ValueError(f"expected a mapping; one of: {_form_list(forms)}")
-    matching = [form for form in forget_forms() if form.recognises(value)]
+    matching = [form for form in installed if form.recognises(value)]
     if len(matching) != 1:
         raise ValueError(f"cannot tell which kind of forget target this is (keys {sorted(value)}); one of: {_form_list(forms)}")
     try:

@@ -211,7 +211,11 @@ def kind_of(model: nn.Module, forget: ForgetTarget | None = None) -> ModelKind:
     """The plug-in for a model: among the kinds serving the task_kind its architecture declares, the one
     whose forget form the request's `forget` is; else the primary kind (named like the task_kind), whose
     `check_request` then names the mismatch."""
-    task_kind = getattr(model, "task_kind", None) or type(model).__name__
+    return kind_for_task(getattr(model, "task_kind", None) or type(model).__name__, forget)
+
+
+def kind_for_task(task_kind: str, forget: ForgetTarget | None = None) -> ModelKind:
+    """`kind_of` for a task kind named directly (an architecture's declaration, before any model is built)."""
     serving = [kind for kind in KINDS.values() if served_task_kind(kind) == task_kind]
     if not serving:
         raise UnknownKindError(f"unknown kind of model {task_kind!r}; known: {sorted({served_task_kind(k) for k in KINDS.values()})}")

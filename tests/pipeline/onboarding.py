@@ -7,6 +7,7 @@ its own and then reads what it left (the MLflow store, the data repository) in-p
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import socket
@@ -94,8 +95,6 @@ def walked_through(example: Path, home: Path, data_repo: str) -> Iterator[Walkth
 
 def plugin_surface_violations(package: Path) -> list[str]:
     """Imports of Erasure in `package` other than its plug-in surface (docs/plugins.md)."""
-    import ast
-
     surface = {"unlearning.plugin_api", "pipelines.plugin_api"}
     found = []
     for path in package.rglob("*.py"):
