@@ -106,12 +106,17 @@ def commit_data(repo: Path, files: dict[str, bytes], message: str) -> str:
 def data_repo(tiny_world: TinyWorld, tmp_path_factory) -> Path:
     """A git + DVC repository with the tiny restoration data and the digits sets committed and pushed
     to a local DVC remote."""
-    repo = tmp_path_factory.mktemp("data-repo")
+    repo = init_data_repo(tmp_path_factory.mktemp("data-repo"))
+    commit_data(repo, tiny_world.files | build_digits_sets(DigitsDataConfig()), "tiny restoration data and digits")
+    return repo
+
+
+def init_data_repo(repo: Path) -> Path:
+    """An empty git + DVC repository at `repo` with a local DVC remote beside it."""
     git(repo, "init", "-q", "-b", "main")
     git(repo, "config", "user.email", "tests@erasure.invalid")
     git(repo, "config", "user.name", "erasure tests")
     dvc(repo, "init", "-q")
     dvc(repo, "config", "core.analytics", "false")
     dvc(repo, "remote", "add", "-d", "local", str(repo.parent / f"{repo.name}-remote"))
-    commit_data(repo, tiny_world.files | build_digits_sets(DigitsDataConfig()), "tiny restoration data and digits")
     return repo

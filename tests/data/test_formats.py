@@ -16,7 +16,7 @@ from PIL import Image
 from pipelines.adapters.datastore import FetchedDirectory, FetchedFile, RevisionReader
 from pipelines.adapters.validation import TableValidationError
 from pipelines.kinds.formats import DataFormatError, TableColumns, decode_set
-from tests.conftest import commit_data, dvc, git
+from tests.conftest import commit_data, init_data_repo
 from unlearning.data.pairs import CorruptDataError, PairSet, encode_arrays
 
 COLUMNS = TableColumns(label="target", id="record_id")
@@ -179,13 +179,7 @@ def _jpeg() -> bytes:
 
 @pytest.fixture(scope="module")
 def image_repo(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("image-repo")
-    git(repo, "init", "-q", "-b", "main")
-    git(repo, "config", "user.email", "tests@erasure.invalid")
-    git(repo, "config", "user.name", "erasure tests")
-    dvc(repo, "init", "-q")
-    dvc(repo, "config", "core.analytics", "false")
-    dvc(repo, "remote", "add", "-d", "local", str(repo.parent / f"{repo.name}-remote"))
+    repo = init_data_repo(tmp_path_factory.mktemp("image-repo"))
     commit_data(repo, {"images/8/a.png": grey(1), "images/8/b.png": grey(2), "table.csv": b"x,y\n1,2\n"}, "images")
     return repo
 
