@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,18 +48,24 @@ def _dynamic_shapes(model: nn.Module, example: torch.Tensor) -> dict:
     return {argument: {0: batch, 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}}
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
-    """Write `model` as ONNX to `path`. A model with the graph of one exported before in this process (same
-    modules, settings, weight names and shapes, example shape) reuses that export with its own weights:
-    the same bytes as exporting it afresh, without the ~2 s of torch.export (a warm worker's requests
-    all export the same architecture)."""
+def export_onnx(model: nn.Module, example: torch.Tensor, path: Path, graphs: Path | None = None) -> Path:
+    """Write `model` as ONNX to `path`. A model with the graph of one exported before (same modules, settings,
+    weight names and shapes, example shape, exporter versions) reuses that export with its own weights: the
+    same bytes as exporting it afresh, without the seconds of torch.export. Graphs are kept in this process
+    and, when `graphs` is given, in that directory for later processes, without their weights."""
+    _export(model, example, path, graphs, reuse=True)
+    return path
+
+
+def _export(model: nn.Module, example: torch.Tensor, path: Path, graphs: Path | None, reuse: bool) -> bool:
+    """export_onnx; True when a graph exported before was reused."""
     model = model.cpu().eval()
     key = _graph_key(model, example)
-    template = _GRAPHS.get(key)
+    template = (_GRAPHS.get(key) or _stored_graph(graphs, key, model)) if reuse else None
     path.parent.mkdir(parents=True, exist_ok=True)
     if template is not None:
         path.write_bytes(_with_weights(template, model).SerializeToString())
-        return path
+        return True
     dynamic_shapes = _dynamic_shapes(model, example)
     # The exporter warns about optional torchvision ops and prints progress; neither concerns us.
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
@@ -68,47 +75,102 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> Path:
             model, (example.cpu(),), dynamo=True, dynamic_shapes=dynamic_shapes, external_data=False, verbose=False
         )
     program.save(str(path), external_data=False)
-    _remember_graph(key, path, model)
-    return path
+    _remember_graph(key, path, model, graphs)
+    return False
 
 
 # Exported graphs by _graph_key, in this process only; a few architectures at most.
 _GRAPHS: dict[str, object] = {}
 _MAX_GRAPHS = 8
+# A stored graph keeps its constants, never its weights; constants this large could be derived from weights.
+_MAX_CONSTANT_ELEMENTS = 64
 
 
 def _graph_key(model: nn.Module, example: torch.Tensor) -> str:
     """Everything the exported graph can depend on but the weights' values: each module's class and plain
     settings (kernel sizes, flags, widths), every parameter's and buffer's name, shape and dtype, the
-    example's shape and dtype, and the torch version."""
+    example's shape and dtype, the exporter's versions (torch, onnx, onnxscript) and this module's code."""
+    from importlib.metadata import version
+
     modules = [
         (name, type(module).__module__, type(module).__qualname__,
          sorted((k, repr(v)) for k, v in vars(module).items() if isinstance(v, (bool, int, float, str, tuple, type(None)))))
         for name, module in model.named_modules()
     ]
     tensors = [(name, tuple(value.shape), str(value.dtype)) for name, value in model.state_dict().items()]
-    text = repr((modules, tensors, tuple(example.shape), str(example.dtype), torch.__version__))
+    exporter = (torch.__version__, version("onnx"), version("onnxscript"), hashlib.sha256(Path(__file__).read_bytes()).hexdigest())
+    text = repr((modules, tensors, tuple(example.shape), str(example.dtype), exporter))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _remember_graph(key: str, path: Path, model: nn.Module) -> None:
-    """Keep the export as a template only when every weight is an initializer under its own name, shape
-    and dtype (nothing folded into a derived constant), so swapping initializers gives a fresh export."""
-    import onnx
-    from onnx import numpy_helper
+def _weights_are_initializers(graph, model: nn.Module) -> bool:
+    """Whether every weight is an initializer under its own name, shape and dtype (nothing folded into a
+    derived constant), so that swapping initializers gives a fresh export."""
+    from onnx import helper
 
-    graph = onnx.load(str(path))
     initializers = {tensor.name: tensor for tensor in graph.graph.initializer}
     for name, value in model.state_dict().items():
         tensor = initializers.get(name)
-        if tensor is None:
-            return
-        array = numpy_helper.to_array(tensor)
-        if array.shape != tuple(value.shape) or array.dtype != value.detach().cpu().numpy().dtype:
-            return
+        if tensor is None or tuple(tensor.dims) != tuple(value.shape):
+            return False
+        if helper.tensor_dtype_to_np_dtype(tensor.data_type) != value.detach().cpu().numpy().dtype:
+            return False
+    return True
+
+
+def _remember_graph(key: str, path: Path, model: nn.Module, graphs: Path | None) -> None:
+    """Keep the export as a template when its weights are plain initializers; in `graphs` too, weights removed."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    if not _weights_are_initializers(graph, model):
+        return
     if len(_GRAPHS) >= _MAX_GRAPHS:
         _GRAPHS.pop(next(iter(_GRAPHS)))
     _GRAPHS[key] = graph
+    if graphs is not None:
+        try:
+            _store_graph(graphs / f"{key}.onnx", graph, model)
+        except OSError:  # a graph not stored is exported again by the next process, nothing worse
+            pass
+
+
+def _store_graph(file: Path, graph, model: nn.Module) -> None:
+    """Write the graph without its weights (a stored graph must not outlive a purged version's weights), and
+    only when its other constants are small (index and shape constants, not values derived from weights)."""
+    from onnx import numpy_helper
+
+    weights = model.state_dict()
+    if any(numpy_helper.to_array(tensor).size > _MAX_CONSTANT_ELEMENTS
+           for tensor in graph.graph.initializer if tensor.name not in weights):
+        return
+    stripped = type(graph)()
+    stripped.CopyFrom(graph)
+    for tensor in stripped.graph.initializer:
+        if tensor.name in weights:
+            tensor.ClearField("raw_data")
+            for field in ("float_data", "double_data", "int32_data", "int64_data"):
+                tensor.ClearField(field)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    partial = file.with_suffix(f".{os.getpid()}.partial")
+    partial.write_bytes(stripped.SerializeToString())
+    partial.replace(file)
+
+
+def _stored_graph(graphs: Path | None, key: str, model: nn.Module):
+    """The graph stored under `key` in `graphs`, now also kept in this process; None when there is none usable."""
+    if graphs is None or not (graphs / f"{key}.onnx").is_file():
+        return None
+    import onnx
+
+    try:
+        graph = onnx.load_from_string((graphs / f"{key}.onnx").read_bytes())
+    except Exception:  # noqa: BLE001 - an unreadable stored graph is exported afresh (and stored again)
+        return None
+    if not _weights_are_initializers(graph, model):
+        return None
+    _GRAPHS[key] = graph
+    return graph
 
 
 def _with_weights(template, model: nn.Module):
@@ -135,12 +197,16 @@ def check_parity(model: nn.Module, path: Path, inputs: torch.Tensor, tolerance: 
     return float(np.max(np.abs(onnx_out - torch_out)))
 
 
-def export_and_check(model: nn.Module, inputs: torch.Tensor, path: Path, tolerance: float = PARITY_TOLERANCE) -> ExportResult:
-    try:
-        export_onnx(model, inputs[:2], path)
-    except Exception as error:  # the exporter raises many internal types
-        raise ExportError(f"export: ONNX export failed: {type(error).__name__}: {error}") from error
+def export_and_check(model: nn.Module, inputs: torch.Tensor, path: Path, tolerance: float = PARITY_TOLERANCE,
+                     graphs: Path | None = None) -> ExportResult:
+    """Export (reusing a graph exported before, also by an earlier process when `graphs` is given) and check
+    parity with torch on `inputs`."""
+    reused = _export_or_raise(model, inputs[:2], path, graphs, reuse=True)
     max_abs_diff = check_parity(model, path, inputs, tolerance)
+    if reused and max_abs_diff > tolerance:
+        # A reused graph that does not fit this model is no verdict on the model: export it afresh.
+        _export_or_raise(model, inputs[:2], path, graphs, reuse=False)
+        max_abs_diff = check_parity(model, path, inputs, tolerance)
     result = ExportResult(
         path=path,
         sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -151,3 +217,10 @@ def export_and_check(model: nn.Module, inputs: torch.Tensor, path: Path, toleran
     if not result.parity_passed:
         raise ExportError(f"export: onnxruntime differs from torch by {max_abs_diff:.2e} > {tolerance:.0e}")
     return result
+
+
+def _export_or_raise(model: nn.Module, example: torch.Tensor, path: Path, graphs: Path | None, reuse: bool) -> bool:
+    try:
+        return _export(model, example, path, graphs, reuse)
+    except Exception as error:  # the exporter raises many internal types
+        raise ExportError(f"export: ONNX export failed: {type(error).__name__}: {error}") from error

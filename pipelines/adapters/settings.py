@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         return self.home / "commitment.key"
 
     @property
+    def onnx_graphs(self) -> Path:
+        """ONNX graphs exported before, without their weights: a later process exports that architecture again
+        without torch.export (pipelines/adapters/export.py)."""
+        return self.home / "onnx-graphs"
+
+    @property
     def audit_dir(self) -> Path:
         """Local copies of audit records, for reviewers without MLflow access."""
         return self.home / "audit"

@@ -157,7 +157,7 @@ register_stage.on_rollback(recovery.reject_candidate)
 @task(name="export onnx", cache_policy=NO_CACHE)
 def export_stage(settings, request, unlearned, inputs: torch.Tensor, version: str, run_id: str):
     with tempfile.TemporaryDirectory() as scratch:
-        result = export_and_check(unlearned, inputs, Path(scratch) / "model.onnx")
+        result = export_and_check(unlearned, inputs, Path(scratch) / "model.onnx", graphs=settings.onnx_graphs)
         registry.client(settings).log_artifact(run_id, str(result.path), "onnx")
     registry.tag_version(
         settings,
