@@ -1,6 +1,12 @@
-"""What every command group shares: the console, the default params file, and entering the numerics."""
+"""What every command group shares: the console, the default params file, entering the numerics, and a cold
+command's start (Prefect's server booting beside the imports, the cyclic GC paused while they run)."""
 
 from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
 
@@ -28,3 +34,45 @@ def enter(wanted, fallback: str) -> None:
         numerics.enter(wanted)
     except numerics.NumericsUnavailable as error:
         console.print(f"[yellow]{fallback}: {error}")
+
+
+@contextmanager
+def importing() -> Iterator[None]:
+    """Pause the cyclic GC while a command imports its tools, then freeze what they made.
+
+    The imports of a flow run make ~0.5M long-lived objects and next to no garbage, yet trigger full
+    collections over all of them (~2 s of a cold `request run` on two cores); frozen, they are skipped by
+    later collections and by the exit's (~2-3 s more). Nothing is left uncollected that a collection could free.
+    """
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.freeze()
+
+
+def start_prefect_server() -> Callable[[], None]:
+    """Start Prefect's ephemeral API server now, beside this process's work; returns what waits until it is up.
+
+    With no PREFECT_API_URL, a process's first flow run starts a temporary Prefect server in a subprocess
+    and waits for it (~5 s on two busy cores). Started here, it boots while this process imports the flow.
+    It is Prefect's own start (same server, settings, and stop at exit); if it fails here, the flow's first
+    call starts it again and reports why.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return lambda: None
+    # Imported here, not in the thread: two threads importing the same packages can deadlock on their locks.
+    from prefect.server.api.server import SubprocessASGIServer
+
+    def start() -> None:
+        try:
+            SubprocessASGIServer().start()
+        except Exception:  # noqa: BLE001, S110 - not started: the flow's own start tries again and raises
+            pass
+
+    thread = threading.Thread(target=start, name="prefect-server-start", daemon=True)
+    thread.start()
+    return thread.join
