@@ -3,6 +3,7 @@ command's start (Prefect's server booting beside the imports, the cyclic GC paus
 
 from __future__ import annotations
 
+import atexit
 import gc
 import threading
 from collections.abc import Callable, Iterator
@@ -37,19 +38,32 @@ def enter(wanted, fallback: str) -> None:
 
 
 @contextmanager
-def importing() -> Iterator[None]:
-    """Pause the cyclic GC while a command imports its tools, then freeze what they made.
+def sparing_the_gc() -> Iterator[Callable[[], None]]:
+    """Spare a cold command the cyclic GC's passes over what it imports; yields what to call once imported.
 
-    The imports of a flow run make ~0.5M long-lived objects and next to no garbage, yet trigger full
-    collections over all of them (~2 s of a cold `request run` on two cores); frozen, they are skipped by
-    later collections and by the exit's (~2-3 s more). Nothing is left uncollected that a collection could free.
+    A flow run's imports make ~0.5M long-lived objects and next to no garbage, yet trigger full collections
+    over all of them (~2 s of a cold `request run` on two cores) and the exit's (~2-3 s). So the GC is paused
+    while importing, what was imported is frozen until the block ends (later collections skip it), and the
+    process's exit freezes what is left instead of collecting it. Nothing stays frozen after the block.
     """
+    global _FREEZE_AT_EXIT
+    if not _FREEZE_AT_EXIT:
+        atexit.register(gc.freeze)
+        _FREEZE_AT_EXIT = True
     gc.disable()
-    try:
-        yield
-    finally:
+
+    def imported() -> None:
         gc.enable()
         gc.freeze()
+
+    try:
+        yield imported
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
+_FREEZE_AT_EXIT = False
 
 
 def start_prefect_server() -> Callable[[], None]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import importlib
 import json
 import logging
@@ -12,7 +11,7 @@ import typer
 from rich.table import Table
 
 from pipelines.adapters.settings import load_settings
-from pipelines.cli.common import console, enter_numerics, importing, start_prefect_server
+from pipelines.cli.common import console, enter_numerics, sparing_the_gc, start_prefect_server
 
 request_app = typer.Typer(help="Run deletion requests through the Prefect flow.", no_args_is_help=True)
 inbox_app = typer.Typer(help="The inbox of pending deletion requests.", no_args_is_help=True)
@@ -45,13 +44,13 @@ def request_run(request_file: Path = typer.Argument(..., help="deletion request 
     # before Prefect, MLflow, DVC or GX are imported (seconds instead of ~20). Anything else runs the flow.
     outcome = decided_outcome(load_settings(), request_file)
     if outcome is None:
-        with importing():
+        with sparing_the_gc() as imported:
             enter_numerics(load_settings().numerics)
             prefect_server_up = start_prefect_server()
             _import_flow_tools()
-        prefect_server_up()
-        outcome = _run_deletion_flow(request_file)
-        gc.freeze()  # the process ends here: its exit need not collect what the flow made (~1 s)
+            imported()
+            prefect_server_up()
+            outcome = _run_deletion_flow(request_file)
     _print_outcome(outcome)
     raise typer.Exit(0 if outcome["status"] == "passed" else 1)
 
@@ -63,11 +62,16 @@ FLOW_TOOLS = ("pipelines.flow.deletion", "great_expectations", "great_expectatio
 
 
 def _import_flow_tools() -> None:
+    from unlearning import plugins
+
     for module in FLOW_TOOLS:
         try:
             importlib.import_module(module)
         except ImportError:  # a head start only: the stage that needs it raises its own error
             pass
+    # The installed kinds, architectures and methods (loaded once per process, by the request's first check).
+    for group in (plugins.KIND_GROUP, plugins.ARCHITECTURE_GROUP, plugins.METHOD_GROUP):
+        plugins.load_group(group)
 
 
 def _run_deletion_flow(request_file: Path) -> dict:
