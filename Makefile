@@ -93,7 +93,10 @@ bench-identity: setup ## GUIDE vs its baseline on the tests' tiny GAN world (3 s
 bench-coalescing: setup ## wall time of 1 request vs 10 coalesced (and 10 one by one); writes bench/results/coalescing.md
 	python -m bench.coalescing --sequential
 
-.PHONY: bench-serving bench-gpu bench-numerics
+.PHONY: bench-serving bench-gpu bench-numerics bench-cold
+bench-cold: setup ## wall time of the demo request from a cold process, stage by stage (3 runs; after `make demo`); writes bench/results/cold_request.md
+	python -m bench.cold_request --runs 3 --out bench/results/cold_request.md
+
 bench-numerics: setup ## the reproducible CPU numerics: weights bytes under each ATen capability, native vs pinned, and the cost; writes bench/results/numerics.md
 	python -m bench.numerics
 
