@@ -60,9 +60,9 @@ def checkpoints(steps: int) -> list[int]:
     return sorted({max(1, steps * k // 8) for k in (1, 2, 3, 4, 5, 6, 8)})
 
 
-def sweep_run(name, params, problem, steps, learning_rate, score, seconds_of_retrain, judge):
+def sweep_run(name, params, problem, steps, learning_rate, score, seconds_of_retrain, judge, seed=0):
     """One run of `steps` steps, scored at each checkpoint: [{step, seconds, cost, psnrs, forgets, retains}]."""
-    method = create_method(name, {**params, "steps": steps, "learning_rate": learning_rate, "seed": 0})
+    method = create_method(name, {**params, "steps": steps, "learning_rate": learning_rate, "seed": seed})
     marks, rows, scoring = set(checkpoints(steps)), [], [0.0]
     started = time.perf_counter()
     stop_rule = method.should_stop

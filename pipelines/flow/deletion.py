@@ -363,7 +363,9 @@ def record_unlearning(record: AuditRecord, kind: ModelKind, method, outcome, ret
     record.device = str(device)
     record.method = {"name": method.name, "params": method.params.model_dump()}
     record.unlearning = {"task": kind.name, "steps": outcome.steps, "seconds": round(outcome.seconds, 3),
-                         "needs_retain": method.needs_retain, **retained}
+                         "needs_retain": method.needs_retain, **retained,
+                         # what a reviewer asks first of a no-retain method: was other data read at all?
+                         "retain_data_used": bool(retained.get("retain_examples"))}
 
 
 def reproduction_record(request: DeletionRequest, unlearned, device, helpers: list[dict]) -> dict:

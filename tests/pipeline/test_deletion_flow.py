@@ -47,6 +47,19 @@ def test_passing_request_promotes_a_verified_exported_version(world, tmp_path):
     assert checks["forget.haze.psnr_gain_over_input_db"].passed
 
 
+def test_a_method_that_needs_no_retain_data_runs_with_evaluation_sets_only(world, tmp_path):
+    """Issue 20 §1: `retain.paths` omitted is valid for a method that declares it needs none; the record says
+    that no retain data was read. (Seeds 0-2 of the tiny world, 60 steps: haze gain over the input -0.52..-0.20 dB,
+    kept drops <= 0.5 dB on seed 1 and negative on 0 and 2; this is seed 0.)"""
+    evaluation = ["data/restoration/eval/noise.safetensors", "data/restoration/eval/rain.safetensors"]
+    outcome = run_flow(request_file(tmp_path, "req-no-retain", retain={"evaluation": evaluation},
+                                    method={"name": "synthetic_teacher", "params": {"steps": 60, "learning_rate": 3e-4}}))
+    assert outcome["status"] == "passed", outcome
+    record = read_record(load_settings(), "req-no-retain")
+    assert record.retain_data == [] and record.unlearning["retain_examples"] == 0
+    assert record.unlearning["retain_data_used"] is False and record.unlearning["needs_retain"] is False
+
+
 def test_promoted_version_loads_back_with_matching_hash(world):
     loaded = registry.load_by_alias(load_settings(), MODEL, "champion")
     assert loaded.version == champion()
