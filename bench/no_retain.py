@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -118,13 +119,13 @@ def mean_std(values: list[float], digits: int = 2) -> str:
     return f"{statistics.fmean(values):.{digits}f} ± {spread:.{digits}f}"
 
 
-def table(results: list[dict], args, machine: str) -> str:
+def table(results: list[dict], args, machine: str, load: float | None = None) -> str:
     seeds = [result["seed"] for result in results]
     reused = any(result["bases_reused"] for result in results)
     lines = [
         "# Forgetting haze with no retain data (demo restorer)", "",
         f"Command: `python -m bench.no_retain {' '.join(args.argv)}`".rstrip() + ". "
-        f"Machine: {machine}, load average {os.getloadavg()[0]:.1f} at the end. Seeds {seeds}; bases trained "
+        f"Machine: {machine}, load average {os.getloadavg()[0] if load is None else load:.1f} at the end. Seeds {seeds}; bases trained "
         f"{args.steps} balanced steps (bench/plateau.py's schedule)"
         + (", **reused from an earlier run** (their training seconds too)" if reused else ", in this run") + ".", "",
         f"Checks: forgets = held-out haze PSNR within {FORGET_WITHIN_DB} dB of the retrained model's; retains = noise and "
@@ -148,6 +149,22 @@ def table(results: list[dict], args, machine: str) -> str:
             + f" | {mean_std([p[FORGOTTEN] - r['retrained'][FORGOTTEN] for r, p in zip(results, last)])} | "
             f"{sum(p['forgets'] for p in last)}/{len(last)} | {sum(p['retains'] for p in last)}/{len(last)} | "
             f"{mean_std([p['cost'] for p in last], 3)} |")
+    fixed = args.request_steps
+    lines += [
+        "", f"## At {fixed} steps (requests/examples/forget-haze-no-retain.yaml's step count, fixed before the run)", "",
+        "| method | haze | noise drop | rain drop | forgets (seeds) | retains (seeds) | cost (× retrain) | both, ≤ target on every seed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label in labels:
+        at = [next((p for p in r["methods"][label]["points"] if p["step"] == fixed), None) for r in results]
+        if any(p is None for p in at):
+            continue
+        every = all(p["forgets"] and p["retains"] and p["cost"] <= COST_TARGET for p in at)
+        lines.append(
+            f"| {label} | {mean_std([p[FORGOTTEN] for p in at])} | "
+            + " | ".join(mean_std([r['original'][name] - p[name] for r, p in zip(results, at)]) for name in KEPT)
+            + f" | {sum(p['forgets'] for p in at)}/{len(at)} | {sum(p['retains'] for p in at)}/{len(at)} | "
+            f"{mean_std([p['cost'] for p in at], 3)} | {'yes' if every else 'no'} |")
     lines += [
         "", f"## The cheapest checkpoint meeting both checks (steps {plateau.checkpoints(args.unlearning_steps)})", "",
         "| method | seeds meeting both | steps | haze | noise drop | rain drop | cost (× retrain) | ≤ target |",
@@ -178,10 +195,19 @@ def main() -> None:
     parser.add_argument("--reuse-bases", type=Path, default=None, help="a folder to keep trained bases in between runs")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (falls back to cpu, saying so)")
     parser.add_argument("--out", type=Path, default=RESULTS / "no_retain")
-    import sys
-
+    parser.add_argument("--request-steps", type=int, default=100, help="the step count the fixed-steps table reports")
+    parser.add_argument("--render", type=Path, default=None, help="only re-render the md from this run's JSON")
     args = parser.parse_args()
     args.argv = sys.argv[1:]
+    if args.render is not None:
+        run = json.loads(args.render.read_text())
+        args.argv, recorded = run["argv"], args
+        recorded.steps = run.get("steps", recorded.steps)
+        text = table(run["seeds"], recorded, run["machine"], run.get("load"))
+        text += f"\nRendered again from {args.render.name} (`--render`): the same run's numbers.\n"
+        args.out.with_suffix(".md").write_text(text)
+        print(text)
+        return
     plateau.DEVICE = requested_device(args.device, "bench.no_retain")
     torch.set_num_threads(1)
     files = build_restoration_sets(RestorationDataConfig())
@@ -196,10 +222,11 @@ def main() -> None:
     machine = f"{platform.processor() or platform.machine()}, 1 torch thread of {os.cpu_count()} cores, torch {torch.__version__}"
     if plateau.DEVICE.type == "cuda":
         machine += f", GPU {torch.cuda.get_device_name(plateau.DEVICE)}"
-    text = table(results, args, machine)
+    load = os.getloadavg()[0]
+    text = table(results, args, machine, load)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps({"machine": machine, "argv": args.argv, "seeds": results},
+    args.out.with_suffix(".json").write_text(json.dumps({"machine": machine, "argv": args.argv, "steps": args.steps, "load": load, "seeds": results},
                                                          indent=1, default=lambda value: None) + "\n")
     print(text)
 
