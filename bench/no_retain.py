@@ -28,8 +28,7 @@ from pathlib import Path
 
 import torch
 
-import bench.plateau as plateau
-from bench import requested_device
+from bench import plateau, requested_device
 from bench.serving import restorer_config
 from unlearning.data.pairs import PairSet, concat, decode_arrays
 from unlearning.data.restoration import RestorationDataConfig, build_restoration_sets, set_path
@@ -124,12 +123,13 @@ def table(results: list[dict], args, machine: str, load: float | None = None) ->
     reused = any(result["bases_reused"] for result in results)
     lines = [
         "# Forgetting haze with no retain data (demo restorer)", "",
-        f"Command: `python -m bench.no_retain {' '.join(args.argv)}`".rstrip() + ". "
-        f"Machine: {machine}, load average {os.getloadavg()[0] if load is None else load:.1f} at the end. Seeds {seeds}; bases trained "
+        f"Command: `{' '.join(['python -m bench.no_retain', *args.argv])}`. "
+        f"Machine: {machine}, load average {'not recorded' if load is None else f'{load:.1f}'} at the end. Seeds {seeds}; bases trained "
         f"{args.steps} balanced steps (bench/plateau.py's schedule)"
         + (", **reused from an earlier run** (their training seconds too)" if reused else ", in this run") + ".", "",
-        f"Checks: forgets = held-out haze PSNR within {FORGET_WITHIN_DB} dB of the retrained model's; retains = noise and "
-        f"rain at most {RETAIN_DROP_DB} dB below the original's; target cost ≤ {COST_TARGET}× the retrain. Mean ± std over seeds.", "",
+        (f"Checks: forgets = held-out haze PSNR within {FORGET_WITHIN_DB} dB of the retrained model's; retains = noise "
+         f"and rain at most {RETAIN_DROP_DB} dB below the original's; target cost ≤ {COST_TARGET}× the retrain. Mean ± std "
+         "over seeds."), "",
         "| model | haze | noise | rain | training seconds |", "|---|---|---|---|---|",
     ]
     for role, seconds in (("original", "original_seconds"), ("retrained", "retrain_seconds")):
