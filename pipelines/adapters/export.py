@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import logging
@@ -90,17 +91,22 @@ def _graph_key(model: nn.Module, example: torch.Tensor) -> str:
     """Everything the exported graph can depend on but the weights' values: each module's class and plain
     settings (kernel sizes, flags, widths), every parameter's and buffer's name, shape and dtype, the
     example's shape and dtype, the exporter's versions (torch, onnx, onnxscript) and this module's code."""
-    from importlib.metadata import version
-
     modules = [
         (name, type(module).__module__, type(module).__qualname__,
          sorted((k, repr(v)) for k, v in vars(module).items() if isinstance(v, (bool, int, float, str, tuple, type(None)))))
         for name, module in model.named_modules()
     ]
     tensors = [(name, tuple(value.shape), str(value.dtype)) for name, value in model.state_dict().items()]
-    exporter = (torch.__version__, version("onnx"), version("onnxscript"), hashlib.sha256(Path(__file__).read_bytes()).hexdigest())
-    text = repr((modules, tensors, tuple(example.shape), str(example.dtype), exporter))
+    text = repr((modules, tensors, tuple(example.shape), str(example.dtype), _exporter_identity()))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+@functools.cache
+def _exporter_identity() -> tuple[str, ...]:
+    """torch, onnx and onnxscript versions and this module's code hash: read once per process, not per export."""
+    from importlib.metadata import version
+
+    return (torch.__version__, version("onnx"), version("onnxscript"), hashlib.sha256(Path(__file__).read_bytes()).hexdigest())
 
 
 def _weights_are_initializers(graph, model: nn.Module) -> bool:
