@@ -53,6 +53,9 @@ METADATA_KEY = "erasure.serving.session_options"
 # Trained weights can differ: measure_parity returns the figure, and Parity.passed compares it with the bound.
 INT8_MAX_ABS_DIFF = 5e-3
 FP32_MAX_ABS_DIFF = 1e-4  # the export's own parity (pipelines.adapters.export.PARITY_TOLERANCE)
+# Convolutions with fewer input or output channels than this (the RGB stem and head) stay fp32 in int8.
+NARROW_CHANNELS = 8
+INT8_RECIPE_KEY = "erasure.serving.int8_recipe"
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,208 @@ def _split_conv_over_concat(model) -> int:
     return rewritten
 
 
+def _avgpool_to_depthwise_conv(model) -> int:
+    """AveragePool(2x2, stride 2, no padding) over C channels -> depthwise Conv (group C) with weights 1/4,
+    exactly: int8 runs it as a QLinearConv inside the NHWC int8 chain (the runtime's QLinearAveragePool was
+    2.4 ms of 19)."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    channels = _channels(model)
+    rewritten = 0
+    for node in list(graph.node):
+        if node.op_type != "AveragePool" or node.input[0] not in channels:
+            continue
+        attributes = _attributes(node)
+        if (
+            list(attributes.get("kernel_shape", [])) != [2, 2]
+            or list(attributes.get("strides", [1, 1])) != [2, 2]
+            or any(attributes.get("pads", [0, 0, 0, 0]))
+            or attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+            or attributes.get("ceil_mode", 0)
+        ):
+            continue
+        count = channels[node.input[0]]
+        weight_name = _unique(graph, node.name + "_mean_weight")
+        graph.initializer.append(numpy_helper.from_array(np.full((count, 1, 2, 2), 0.25, np.float32), weight_name))
+        conv = helper.make_node("Conv", [node.input[0], weight_name], list(node.output), name=node.name + "_as_conv",
+                                kernel_shape=[2, 2], strides=[2, 2], group=count)
+        position = list(graph.node).index(node)
+        graph.node.remove(node)
+        graph.node.insert(position, conv)
+        rewritten += 1
+    return rewritten
+
+
+def _convtranspose_to_pixel_shuffle(model) -> int:
+    """ConvTranspose(k=2, s=2, no padding, group 1) -> Conv 1x1 (4x channels, ordered (di, dj, c)) and the
+    pixel shuffle written channels-last: Transpose to NHWC, Reshape (N,H,W,2,2,C), Transpose (N,H,2,W,2,C),
+    Reshape (N,2H,2W,C), Transpose back. Exact. In int8 the runtime runs its convolutions NHWC, so the outer
+    Transposes cancel against its own and the shuffle is one u8 Transpose (DepthToSpace is NCHW only: a
+    Transpose either side)."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    weights = {tensor.name: tensor for tensor in graph.initializer}
+    rewritten = 0
+    for node in list(graph.node):
+        if node.op_type != "ConvTranspose" or node.domain not in ("", "ai.onnx"):
+            continue
+        attributes = _attributes(node)
+        if (
+            list(attributes.get("kernel_shape", [])) != [2, 2]
+            or list(attributes.get("strides", [])) != [2, 2]
+            or any(attributes.get("pads", [0, 0, 0, 0]))
+            or any(attributes.get("output_padding", [0, 0]))
+            or list(attributes.get("dilations", [1, 1])) != [1, 1]
+            or attributes.get("group", 1) != 1
+            or attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+            or "output_shape" in attributes
+            or node.input[1] not in weights
+            or (len(node.input) > 2 and node.input[2] and node.input[2] not in weights)
+        ):
+            continue
+        weight = numpy_helper.to_array(weights[node.input[1]])  # (Cin, Cout, 2, 2)
+        cin, cout = weight.shape[:2]
+        bias = numpy_helper.to_array(weights[node.input[2]]) if len(node.input) > 2 and node.input[2] else np.zeros(cout, weight.dtype)
+
+        def name(suffix):
+            return _unique(graph, f"{node.name}_{suffix}")
+
+        constants = {
+            "weight": np.ascontiguousarray(weight.transpose(2, 3, 1, 0).reshape(4 * cout, cin, 1, 1)),
+            "bias": np.tile(bias, 4).astype(weight.dtype),
+            "blocks": np.array([0, 0, 0, 2, 2, cout], np.int64),
+            "two": np.array([2], np.int64),
+            "batch": np.array([0], np.int64),
+            "channels": np.array([cout], np.int64),
+        }
+        constant_names = {}
+        for key, value in constants.items():
+            constant_names[key] = name(key)
+            graph.initializer.append(numpy_helper.from_array(value, constant_names[key]))
+        hidden = {key: name(key) for key in ("conv", "nhwc", "split", "shuffled", "size", "doubled", "shape", "merged")}
+        new_nodes = [
+            helper.make_node("Conv", [node.input[0], constant_names["weight"], constant_names["bias"]], [hidden["conv"]],
+                             name=name("as_conv"), kernel_shape=[1, 1]),
+            helper.make_node("Transpose", [hidden["conv"]], [hidden["nhwc"]], name=name("to_nhwc"), perm=[0, 2, 3, 1]),
+            helper.make_node("Reshape", [hidden["nhwc"], constant_names["blocks"]], [hidden["split"]], name=name("split")),
+            helper.make_node("Transpose", [hidden["split"]], [hidden["shuffled"]], name=name("shuffle"), perm=[0, 1, 3, 2, 4, 5]),
+            helper.make_node("Shape", [hidden["conv"]], [hidden["size"]], name=name("size"), start=2),
+            helper.make_node("Mul", [hidden["size"], constant_names["two"]], [hidden["doubled"]], name=name("doubled")),
+            helper.make_node("Concat", [constant_names["batch"], hidden["doubled"], constant_names["channels"]], [hidden["shape"]],
+                             name=name("shape"), axis=0),
+            helper.make_node("Reshape", [hidden["shuffled"], hidden["shape"]], [hidden["merged"]], name=name("merge")),
+            helper.make_node("Transpose", [hidden["merged"]], list(node.output), name=name("to_nchw"), perm=[0, 3, 1, 2]),
+        ]
+        position = list(graph.node).index(node)
+        graph.node.remove(node)
+        for offset, new in enumerate(new_nodes):
+            graph.node.insert(position + offset, new)
+        rewritten += 1
+    return rewritten
+
+
+def _shapes(model) -> dict:
+    """Every value's inferred dims (None where symbolic), from ONNX shape inference."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    return {value.name: [dim.dim_value if dim.HasField("dim_value") else None for dim in value.type.tensor_type.shape.dim]
+            for value in (*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output)}
+
+
+def _fold_modulation_into_1x1_conv(model) -> int:
+    """Conv1x1(x * scale + shift) with per-image, per-channel scale and shift (N,C,1,1) -- the last prompt
+    block feeding the RGB head -> (W * scale_n) @ x_n + (W @ shift_n + b) as one batched MatMul: the
+    modulation costs no pass over the image. Only narrow convolutions (fewer than NARROW_CHANNELS outputs,
+    kept fp32 in int8): a wide one would lose the runtime's blocked convolution kernels."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    weights = {tensor.name: tensor for tensor in graph.initializer}
+    shapes = _shapes(model)
+    producers = {output: node for node in graph.node for output in node.output}
+    consumers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers[name] = consumers.get(name, 0) + 1
+    rewritten = 0
+    for conv in list(graph.node):
+        if conv.op_type != "Conv" or conv.input[1] not in weights:
+            continue
+        attributes = _attributes(conv)
+        weight = numpy_helper.to_array(weights[conv.input[1]])
+        if (
+            weight.shape[2:] != (1, 1)
+            or weight.shape[0] >= NARROW_CHANNELS
+            or attributes.get("group", 1) != 1
+            or any(attributes.get("pads", [0, 0, 0, 0]))
+            or list(attributes.get("strides", [1, 1])) != [1, 1]
+        ):
+            continue
+        add = producers.get(conv.input[0])
+        if add is None or add.op_type != "Add" or consumers.get(add.output[0]) != 1:
+            continue
+        products = [name for name in add.input if name in producers and producers[name].op_type == "Mul" and consumers.get(name) == 1]
+        if len(products) != 1:
+            continue
+        mul, shift = producers[products[0]], next(name for name in add.input if name != products[0])
+        outputs, channels = weight.shape[:2]
+
+        def per_channel(name):
+            shape = shapes.get(name)
+            return shape is not None and len(shape) == 4 and shape[1] == channels and shape[2:] == [1, 1]
+
+        def feature_map(name):
+            shape = shapes.get(name)
+            return shape is not None and len(shape) == 4 and shape[1] == channels and not per_channel(name)
+
+        pairs = [(x, scale) for x, scale in (tuple(mul.input), tuple(mul.input)[::-1]) if feature_map(x) and per_channel(scale)]
+        if not pairs or not per_channel(shift):
+            continue
+        features, scale = pairs[0]
+        bias = numpy_helper.to_array(weights[conv.input[2]]) if len(conv.input) > 2 and conv.input[2] else np.zeros(outputs, weight.dtype)
+
+        def name(suffix):
+            return _unique(graph, f"{conv.name}_{suffix}")
+
+        constants = {
+            "weight": weight.reshape(outputs, channels),
+            "bias": bias.reshape(outputs, 1).astype(weight.dtype),
+            "as_row": np.array([0, 1, -1], np.int64),
+            "as_column": np.array([0, -1, 1], np.int64),
+            "flat": np.array([0, 0, -1], np.int64),
+            "batch_outputs": np.array([0, outputs], np.int64),
+        }
+        constant_names = {}
+        for key, value in constants.items():
+            constant_names[key] = name(key)
+            graph.initializer.append(numpy_helper.from_array(value, constant_names[key]))
+        hidden = {key: name(key) for key in ("scale", "scaled", "shift", "shifted", "image_bias", "flat", "product", "sum", "size", "shape")}
+        new_nodes = [
+            helper.make_node("Reshape", [scale, constant_names["as_row"]], [hidden["scale"]], name=name("scale")),
+            helper.make_node("Mul", [constant_names["weight"], hidden["scale"]], [hidden["scaled"]], name=name("scaled_weight")),
+            helper.make_node("Reshape", [shift, constant_names["as_column"]], [hidden["shift"]], name=name("shift")),
+            helper.make_node("MatMul", [constant_names["weight"], hidden["shift"]], [hidden["shifted"]], name=name("shifted")),
+            helper.make_node("Add", [hidden["shifted"], constant_names["bias"]], [hidden["image_bias"]], name=name("image_bias")),
+            helper.make_node("Reshape", [features, constant_names["flat"]], [hidden["flat"]], name=name("flatten")),
+            helper.make_node("MatMul", [hidden["scaled"], hidden["flat"]], [hidden["product"]], name=name("matmul")),
+            helper.make_node("Add", [hidden["product"], hidden["image_bias"]], [hidden["sum"]], name=name("add_bias")),
+            helper.make_node("Shape", [features], [hidden["size"]], name=name("size"), start=2),
+            helper.make_node("Concat", [constant_names["batch_outputs"], hidden["size"]], [hidden["shape"]], name=name("shape"), axis=0),
+            helper.make_node("Reshape", [hidden["sum"], hidden["shape"]], list(conv.output), name=name("unflatten")),
+        ]
+        graph.node.remove(mul)
+        graph.node.remove(add)
+        position = list(graph.node).index(conv)  # every input (features, scale, shift) is made before the conv
+        graph.node.remove(conv)
+        for offset, new in enumerate(new_nodes):
+            graph.node.insert(position + offset, new)
+        rewritten += 1
+    return rewritten
+
+
 def _drop_unused_initializers(model) -> None:
     used = {name for node in model.graph.node for name in node.input} | {value.name for value in model.graph.output}
     keep = [tensor for tensor in model.graph.initializer if tensor.name in used]
@@ -259,10 +464,20 @@ def _drop_unused_initializers(model) -> None:
     model.graph.initializer.extend(keep)
 
 
-REWRITES = {"convtranspose_to_depth_to_space": _convtranspose_to_depth_to_space, "split_conv_over_concat": _split_conv_over_concat}
-# Applied by default: the ones that measured faster (bench/results/serving.md). ConvTranspose -> Conv +
-# DepthToSpace is exact but measured slower in fp32 (the DepthToSpace runs outside the blocked layout).
-DEFAULT_REWRITES = ("split_conv_over_concat",)
+REWRITES = {
+    "convtranspose_to_depth_to_space": _convtranspose_to_depth_to_space,
+    "convtranspose_to_pixel_shuffle": _convtranspose_to_pixel_shuffle,
+    "split_conv_over_concat": _split_conv_over_concat,
+    "avgpool_to_depthwise_conv": _avgpool_to_depthwise_conv,
+    "fold_modulation_into_1x1_conv": _fold_modulation_into_1x1_conv,
+}
+# Applied by default: the ones that measured faster (bench/results/serving.md). fp32: the Conv-over-Concat
+# split and the head's modulation fold; the ConvTranspose rewrites are exact but no faster in fp32 (the
+# shuffle runs outside the blocked layout). int8 (quantize_int8) keeps the Concat (one 32-channel QLinearConv
+# and a QLinearConcat beat two 16-channel ones and a QLinearAdd) and moves the pooling and the upsampling
+# into the int8 chain.
+DEFAULT_REWRITES = ("split_conv_over_concat", "fold_modulation_into_1x1_conv")
+INT8_REWRITES = ("avgpool_to_depthwise_conv", "convtranspose_to_pixel_shuffle", "fold_modulation_into_1x1_conv")
 
 
 def rewrite_graph(model, rewrites: Iterable[str] = DEFAULT_REWRITES, cleanup: bool = True):
@@ -315,22 +530,44 @@ def optimize_for_serving(
 # --- int8 -----------------------------------------------------------------------------------------------
 
 
-def quantize_int8(src: Path, dst: Path, calibration: Iterable[np.ndarray], op_types: Iterable[str] = ("Conv",),
-                  options: ServingOptions = ServingOptions(), exclude: Iterable[str] | None = None) -> Path:
-    """Static QDQ int8 of `src` (ideally optimize_for_serving's output, so the upsampling convolutions are
-    Convs too): per-channel s8 weights, u8 activations (the runtime's fast u8s8 kernels), ranges calibrated
-    (MinMax) on `calibration` batches. Only `op_types` are quantised: the residual additions, pooling and
-    prompt modulation stay fp32 (quantising them was no faster and doubled the error). `exclude` (node
-    names) defaults to the narrow convolutions, fewer than 8 input or output channels (the RGB stem and
-    head): int8 is slower there (too little work per output to pay for the (de)quantisation) and they
-    carry most of the error."""
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+@dataclass(frozen=True)
+class Int8Recipe:
+    """How quantize_int8 builds the int8 graph; the defaults are the fastest measured whose parity holds
+    (module docstring). Stored in the int8 model's metadata (INT8_RECIPE_KEY)."""
 
-    source = onnx.load(str(src))
+    rewrites: tuple = INT8_REWRITES
+    # Relu: the quantiser folds each into its convolution's output range (no u8 -> fp32 -> u8 between them);
+    # Concat, Transpose, Reshape: the merge concatenation and the pixel shuffle stay u8. Not Mul/Add: int8
+    # prompt modulation measured no faster; never the residual Add (it carries the input image).
+    op_types: tuple = ("Conv", "Relu", "Concat", "Transpose", "Reshape")
+    per_channel: bool = True
+    calibrate_method: str = "MinMax"
+    quant_format: str = "QDQ"
+    activation_type: str = "QUInt8"
+    weight_type: str = "QInt8"
+    extra_options: tuple = ()
+
+    def as_record(self) -> dict:
+        """JSON-shaped (lists, not tuples), as stored in the model's metadata."""
+        record = asdict(self)
+        record.update(rewrites=list(self.rewrites), op_types=list(self.op_types), extra_options=dict(self.extra_options))
+        return record
+
+
+def quantize_int8(src: Path, dst: Path, calibration: Iterable[np.ndarray], recipe: Int8Recipe = Int8Recipe(),
+                  options: ServingOptions = ServingOptions(), exclude: Iterable[str] | None = None) -> Path:
+    """Static int8 of the export `src`: rewritten with `recipe.rewrites` (applied here: pass the export as
+    written, not optimize_for_serving's fp32 graph), then quantised per `recipe` (default QDQ, per-channel s8
+    weights, u8 activations: the runtime's fast u8s8 kernels) with ranges calibrated on `calibration` batches.
+    `exclude` (node names) defaults to what stays fp32 (_kept_fp32): the narrow convolutions (the RGB stem)
+    and the reshape feeding the folded head's MatMul."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    source, _ = rewrite_graph(onnx.load(str(src)), recipe.rewrites)
     input_name = source.graph.input[0].name
     if exclude is None:
-        exclude = _narrow_convs(source)
+        exclude = _kept_fp32(source)
     batches = [np.ascontiguousarray(batch, dtype=np.float32) for batch in calibration]
 
     class Reader(CalibrationDataReader):
@@ -345,19 +582,59 @@ def quantize_int8(src: Path, dst: Path, calibration: Iterable[np.ndarray], op_ty
     # onnxruntime's quantiser writes scratch files (sym_shape_infer_temp.onnx, *.data) to the working directory.
     with contextlib.chdir(dst.parent):
         quantize_static(
-            str(Path(src).resolve()), str(Path(dst).resolve()), Reader(), quant_format=QuantFormat.QDQ,
-            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            op_types_to_quantize=list(op_types), nodes_to_exclude=list(exclude),
+            source, str(Path(dst).resolve()), Reader(), quant_format=getattr(QuantFormat, recipe.quant_format),
+            per_channel=recipe.per_channel, activation_type=getattr(QuantType, recipe.activation_type),
+            weight_type=getattr(QuantType, recipe.weight_type), op_types_to_quantize=list(recipe.op_types),
+            nodes_to_exclude=list(exclude), calibrate_method=getattr(CalibrationMethod, recipe.calibrate_method),
+            extra_options=dict(recipe.extra_options),
         )
     model = onnx.load(str(dst))
-    onnx.save(_with_options(model, options), str(dst))
+    _shapes_read_quantized(model)
+    _with_options(model, options)
+    prop = model.metadata_props.add()
+    prop.key, prop.value = INT8_RECIPE_KEY, json.dumps(recipe.as_record(), sort_keys=True)
+    onnx.save(model, str(dst))
     return dst
 
 
-def _narrow_convs(model, channels: int = 8) -> list[str]:
+def _narrow_convs(model, channels: int = NARROW_CHANNELS) -> list[str]:
+    """Dense convolutions with fewer than `channels` input or output channels (the RGB stem and head): int8
+    is no faster there (too little work per output to pay for the (de)quantisation) and they carry most of
+    the error. Depthwise ones (the pooling) are not narrow: int8 keeps them in the int8 chain."""
     shapes = {tensor.name: tuple(tensor.dims) for tensor in model.graph.initializer}
     return [node.name for node in model.graph.node
-            if node.op_type == "Conv" and len(shapes.get(node.input[1], ())) == 4 and min(shapes[node.input[1]][:2]) < channels]
+            if node.op_type == "Conv" and len(shapes.get(node.input[1], ())) == 4 and _attributes(node).get("group", 1) == 1
+            and min(shapes[node.input[1]][:2]) < channels]
+
+
+def _kept_fp32(model) -> list[str]:
+    """The nodes quantize_int8 leaves fp32 by default: the narrow convolutions, and the Reshapes feeding a
+    MatMul (the folded head reads the fp32 features the prompt's mean reads too: one dequantisation)."""
+    consumers: dict[str, list] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node.op_type)
+    flatten = [node.name for node in model.graph.node if node.op_type == "Reshape" and "MatMul" in consumers.get(node.output[0], [])]
+    return _narrow_convs(model) + flatten
+
+
+def _shapes_read_quantized(model) -> int:
+    """A Shape reads dims only: point each Shape that reads a DequantizeLinear's output at its int8 input, and
+    drop the DequantizeLinears nobody reads any more (else the runtime dequantises, and transposes back to
+    NCHW, a whole feature map just for its shape)."""
+    graph = model.graph
+    producers = {output: node for node in graph.node for output in node.output}
+    moved = 0
+    for node in graph.node:
+        producer = producers.get(node.input[0]) if node.op_type == "Shape" else None
+        if producer is not None and producer.op_type == "DequantizeLinear":
+            node.input[0] = producer.input[0]
+            moved += 1
+    read = {name for node in graph.node for name in node.input} | {value.name for value in graph.output}
+    for node in list(graph.node):
+        if node.op_type == "DequantizeLinear" and node.output[0] not in read:
+            graph.node.remove(node)
+    return moved
 
 
 # --- parity ---------------------------------------------------------------------------------------------

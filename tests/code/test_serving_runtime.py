@@ -15,6 +15,10 @@ from unlearning.models import build_model
 def exported(tmp_path_factory):
     torch.manual_seed(0)
     model = build_model("restorer-unet", {"width": 8, "levels": 2, "prompts": 2}).eval()
+    with torch.no_grad():  # the prompts' modulation starts at zero (the identity): give it weights to fold
+        for block in model.prompt:
+            block.modulate.weight.normal_(0, 0.5)
+            block.modulate.bias.normal_(0, 0.5)
     folder = tmp_path_factory.mktemp("serving")
     path = export_onnx(model, torch.rand(2, 3, 16, 16), folder / "model.onnx")
     return model, path, folder
@@ -38,7 +42,7 @@ def test_rewrites_remove_the_concats_and_keep_dynamic_axes(exported, serving):
     graph = onnx.load(str(serving)).graph
     ops = [node.op_type for node in graph.node]
     assert "Concat" not in [node.op_type for node in graph.node if any("cat" in output for output in node.output)]
-    assert ops.count("Conv") == 11 + 2  # each merge block's first Conv split in two
+    assert ops.count("Conv") == 10 + 2  # each merge block's first Conv split in two, the head folded into a MatMul
     dims = onnxruntime.InferenceSession(str(serving)).get_inputs()[0].shape
     assert dims[1] == 3 and all(isinstance(d, str) for d in (dims[0], dims[2], dims[3]))
 
@@ -58,19 +62,68 @@ def test_offline_optimised_graph_matches_torch(exported, tmp_path):
     assert serving_runtime.measure_parity(model, offline, torch.rand(1, 3, 32, 32)).max_abs_diff <= 1e-4
 
 
-def test_int8_parity_is_measured_and_within_its_bound(exported, serving, tmp_path):
-    model, _, _ = exported
+@pytest.fixture(scope="module")
+def int8(exported):
+    _, path, folder = exported
     generator = torch.Generator().manual_seed(0)
     calibration = [torch.rand(1, 3, 32, 32, generator=generator).numpy() for _ in range(3)]
-    int8 = serving_runtime.quantize_int8(serving, tmp_path / "int8.onnx", calibration)
-    graph = onnx.load(str(int8)).graph
-    assert any(node.op_type == "QuantizeLinear" for node in graph.node)
-    inputs = torch.rand(2, 3, 32, 32, generator=generator)
+    return serving_runtime.quantize_int8(path, folder / "model.int8.onnx", calibration)
+
+
+def test_int8_parity_is_measured_and_within_its_bound(exported, int8):
+    model, _, _ = exported
+    inputs = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     parity = serving_runtime.measure_parity(model, int8, inputs, targets=inputs, bound=serving_runtime.INT8_MAX_ABS_DIFF)
     assert 0 < parity.max_abs_diff <= serving_runtime.INT8_MAX_ABS_DIFF, parity
     assert parity.passed and parity.psnr_vs_torch_db > 40 and parity.psnr_delta_db is not None
     record = parity.as_record()
     assert record["bound"] == serving_runtime.INT8_MAX_ABS_DIFF and record["passed"] is True
+
+
+def test_int8_parity_holds_at_other_sizes_and_batches(exported, int8):
+    model, _, _ = exported
+    for shape in [(1, 3, 40, 24), (3, 3, 30, 30)]:  # 30: padded inside to 32, cropped back
+        parity = serving_runtime.measure_parity(model, int8, torch.rand(*shape), bound=serving_runtime.INT8_MAX_ABS_DIFF)
+        assert parity.passed, (shape, parity)
+
+
+def test_int8_keeps_the_chain_int8_and_the_rgb_ends_fp32(int8):
+    graph = onnx.load(str(int8)).graph
+    ops = [node.op_type for node in graph.node]
+    assert "AveragePool" not in ops and "ConvTranspose" not in ops  # pooling and upsampling are convolutions now
+    dequantized = {node.input[0] for node in graph.node if node.op_type == "DequantizeLinear"}
+    weights = {node.input[1] for node in graph.node if node.op_type == "Conv"}
+    quantized_convs = [name for name in weights if name.endswith("_DequantizeLinear_Output")]
+    assert len(quantized_convs) == len(weights) - 1  # all but the RGB stem
+    assert not any(node.op_type == "Shape" and node.input[0].endswith("DequantizeLinear_Output") for node in graph.node)
+    assert "MatMul" in ops  # the head, modulation folded in, reads fp32
+    assert dequantized
+
+
+def test_int8_records_its_recipe_and_options(int8):
+    import json
+
+    metadata = {prop.key: prop.value for prop in onnx.load(str(int8)).metadata_props}
+    recipe = json.loads(metadata[serving_runtime.INT8_RECIPE_KEY])
+    assert recipe == serving_runtime.Int8Recipe().as_record()
+    assert recipe["rewrites"] == list(serving_runtime.INT8_REWRITES) and recipe["quant_format"] == "QDQ"
+    assert serving_runtime.saved_options(int8) == serving_runtime.ServingOptions()
+
+
+@pytest.mark.parametrize("rewrite", ["avgpool_to_depthwise_conv", "convtranspose_to_pixel_shuffle", "fold_modulation_into_1x1_conv"])
+def test_int8_rewrites_are_exact_in_fp32(exported, tmp_path, rewrite):
+    model, path, _ = exported
+    rewritten = serving_runtime.optimize_for_serving(path, tmp_path / f"{rewrite}.onnx", rewrites=(rewrite,))
+    for shape in [(2, 3, 20, 28), (1, 3, 16, 16)]:
+        assert serving_runtime.measure_parity(model, rewritten, torch.rand(*shape)).max_abs_diff <= 1e-4
+
+
+def test_modulation_fold_leaves_wide_convolutions_alone(exported, tmp_path):
+    _, path, _ = exported
+    rewritten = serving_runtime.optimize_for_serving(path, tmp_path / "fold.onnx", rewrites=("fold_modulation_into_1x1_conv",))
+    ops = [node.op_type for node in onnx.load(str(rewritten)).graph.node]
+    assert ops.count("MatMul") == 2 + 2  # the head's two, beside each prompt block's own component mix
+    assert ops.count("ConvTranspose") == 2  # the 2x2 upsampling after the first prompt block is not a 1x1 head
 
 
 def test_session_options_are_the_promised_ones(serving):
