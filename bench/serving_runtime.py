@@ -8,23 +8,64 @@ files next to it:
 
     serving = optimize_for_serving(export_path, export_path.with_suffix(".serving.onnx"))   # fp32, parity <= 1e-4
     session = load_session(serving)                                   # options read back from the model
-    int8 = quantize_int8(serving, path, calibration=[...])            # optional, u8 activations / s8 weights
+    int8 = quantize_int8(export_path, path, calibration=[...])        # rewrites the export itself (INT8_REWRITES)
     report = measure_parity(model, int8, inputs)                      # its own bound: INT8_MAX_ABS_DIFF
 
 Measured on the demo restorer (bench/serving.py, bench/results/serving.md): onnxruntime's defaults already
 apply its full graph optimisation (ORT_ENABLE_ALL: NCHWc convolutions with ReLU fused); what the exporter
 leaves for the runtime is a 2x2/stride-2 ConvTranspose (no NCHWc kernel, and a reorder on either side)
-feeding a channel Concat (another reorder pair). `rewrite_graph` turns each Conv over a channel Concat
-into one Conv per part summed (the runtime fuses that Add and the ReLU into the convolution), and can turn
-each such ConvTranspose into a 1x1 Conv + DepthToSpace (exact, but measured slower: off by default).
-fp32 stays convolution-bound (~80% of the time in NCHWc Conv kernels), so the large step is int8.
+feeding a channel Concat (another reorder pair), and a last prompt block whose per-image scale-and-shift is
+a full pass over the image before the 1x1 RGB head. fp32 (`rewrite_graph`): each Conv over a channel Concat
+becomes one Conv per part summed (the runtime fuses that Add and the ReLU into the convolution), and the head
+absorbs the modulation as one batched MatMul, (W * scale_n) @ x_n + W @ shift_n + b. fp32 stays
+convolution-bound (~80% in NCHWc Conv kernels), so the large step is int8.
 
-Tried at 1x3x256^2, 1 thread, interleaved with torch (issue 20; load 3.6-3.9, ratios to torch eager):
-export as written 0.53-0.59x; optimisation level extended 0.91x, basic 0.87x; onnxscript clean-up 0.53x;
-+ Conv-over-Concat split 0.52x; + ConvTranspose as 1x1 Conv + DepthToSpace 0.57x; runtime-optimised graph
-saved offline 0.55x; dynamic int8 4.97x; static int8 of every op 0.35x (5.2e-3 max |diff|); s8 activations
-0.56x; Convs only 0.33-0.37x (1.6e-3); RGB stem/head kept fp32 0.33x (1.1e-3, 72.5 dB: the default here).
-Not yet tried: int8 upsampling, folding the prompt blocks' scale-and-shift into the next convolution.
+int8 (onnxruntime's profiler, `session_options(profile=True)`): the runtime runs QLinearConv channels-last
+(NHWC), so every op left fp32 between two int8 convolutions costs a DequantizeLinear, a QuantizeLinear and a
+Transpose pair. `quantize_int8` therefore keeps the whole chain u8: the 2x2 average pooling becomes a
+depthwise Conv (weights 1/4, exact; the runtime's QLinearAveragePool was 2.4 ms of 19), the ConvTranspose a
+1x1 Conv (4x channels) + a pixel shuffle written channels-last (its outer Transposes cancel against the
+runtime's own, leaving one u8 Transpose: DepthToSpace is NCHW-only and measured slower), the ReLUs are folded
+into their convolutions' output ranges (Relu in op_types: no u8 -> fp32 -> u8 between them), the merge Concat
+stays (QLinearConcat, cheaper than the fp32 split's second convolution and QLinearAdd), Shape nodes read the
+u8 tensor (not a dequantised copy), the RGB stem is int8 with its input widened to 4 channels (zero
+weights), and the head (folded MatMul) stays fp32. What is left: ~75% QLinearConv (~150 GMAC/s), the rest
+the prompt blocks, the head and the concatenations.
+
+Tried at 1x3x256^2, 1 thread, int8/fp32 time over torch eager's, each against the previous default in the same
+interleaved run (issue 20; torch eager itself moves 46-54 ms from run to run at a constant 14.0 ms int8, so
+ratios move by +-0.03 between runs; within a run they compare):
+- fp32: export as written 0.53-0.59x; optimisation level extended 0.91x, basic 0.87x; onnxscript clean-up
+  0.53x; + Conv-over-Concat split 0.52x; + ConvTranspose as 1x1 Conv + DepthToSpace 0.57x; runtime-optimised
+  graph saved offline 0.55x; + head modulation fold 0.663x -> 0.636x (the default); + pooling as depthwise
+  Conv 0.639x, + pixel shuffle 0.635x (no gain: not default in fp32); no split 0.664x. fp16 (onnxruntime's
+  float16 converter, I/O fp32): 0.686x vs fp32 0.692x, max |diff| 1.3e-4: this CPU has no fp16 convolution
+  kernel, the runtime casts back to fp32 around each Conv.
+- int8, earlier: dynamic 4.97x; static of every op 0.35x (5.2e-3 max |diff|); s8 activations 0.56x; Convs only
+  0.33-0.37x (1.6e-3); RGB stem/head kept fp32 0.33-0.39x (1.1e-3, 72.5 dB: the default before this list).
+- int8, from that default (0.329x / 0.373x / 0.341x in three runs): ConvTranspose in op_types 0.344x (no int8
+  kernel: stays fp32 between a DQ and a Q); ConvTranspose as 1x1 Conv + DepthToSpace (u8) 0.351x; every op
+  int8 (Add/Mul/Concat/pooling, residual included) 0.402x and 5.4e-3 (fails the bound); no Conv-over-Concat
+  split 0.326x, + int8 Concat 0.387x (fp32 pooling then; QLinearConcat between fp32 neighbours); pooling as
+  depthwise Conv 0.339x (from 0.373x); + Relu in op_types 0.325x (8.2e-4, 75.5 dB: also more accurate);
+  + channels-last pixel shuffle 0.307x; + Shape reading the u8 tensor 0.299x (from 0.310x); + head
+  modulation fold 0.288x (from 0.302x); + no split, Concat int8 0.294x vs split 0.288-0.30x (same run: 0.228x
+  vs 0.224x loaded, 14.1 vs 14.2 ms quiet; 7.6e-4 vs 8.2e-4); + RGB stem int8, input widened to 4 channels
+  0.300-0.306x vs 0.306-0.312x (two runs), 0.252x vs 0.259x (loaded), 8.0e-4: the default, ~13.9-14.0 ms.
+- int8, not taken (within noise of the default, or worse): prompt blocks' Mul/Add int8 0.290-0.303x vs
+  0.294-0.302x (8.9e-4), with the widened stem 0.298-0.301x vs 0.300-0.306x; RGB stem int8 with 3 input
+  channels 0.298-0.317x (slow kernel); QOperator format (QLinearConv written out) 0.234x vs 0.228x, identical
+  outputs; per-tensor weights 0.249x vs 0.227x; Entropy calibration: the same ranges as MinMax here;
+  Percentile 0.330x vs 0.329x, max |diff| 1.3e-3; ActivationSymmetric 0.326x, 1.3e-3 (and -0.67 dB on
+  trained weights); QDQKeepRemovableActivations 0.241x vs 0.228x; ForceQuantizeNoInputCheck 0.233x, 1.0e-3;
+  s8 activations 0.68x; one scale and zero point shared by each Concat's inputs (TensorQuantOverrides; a
+  plain copy instead of a requantising concat) 0.289x vs 0.293x but 1.4e-2 (the ReLU outputs lose their zero
+  point); the pixel shuffle's Reshape/Transpose outside op_types (no gain). Folding the first prompt block's
+  scale-and-shift into the next convolution would need per-image int8 weights (no such kernel); it stays
+  two fp32 broadcasts (~0.6 ms).
+Parity on trained weights (models/restorer, eval patches): int8 max |diff| ~0.1 (0.15-0.21 for the earlier
+default), ~41-43 dB vs torch, ΔPSNR against the targets -0.03..+0.02 dB: INT8_MAX_ABS_DIFF holds for the
+seeded weights only; the bench records the trained figure beside it.
 """
 
 from __future__ import annotations
@@ -48,12 +89,14 @@ SESSION_CONFIG = {
 }
 METADATA_KEY = "erasure.serving.session_options"
 
-# int8: |int8 - torch| on the demo restorer's outputs (images in [0, 1]), seeded weights, 2x3x256x256: measured
-# 1.1e-3 max (1.9e-4 mean, 72.5 dB PSNR vs torch); the bound keeps ~4x headroom for other seeds and sizes.
-# Trained weights can differ: measure_parity returns the figure, and Parity.passed compares it with the bound.
+# int8 (the default Int8Recipe): |int8 - torch| on the demo restorer's outputs (images in [0, 1]), seeded weights,
+# seeded 2x3x256x256 batch (bench/serving.py): measured 8.0e-4 max (1.4e-4 mean, 75.4 dB PSNR vs torch); on the
+# tests' tiny model (width 8, prompts' modulation non-zero) 4.0e-4 to 4.3e-4; the bound keeps ~6x headroom.
+# Trained weights differ: ~0.1 max on the demo restorer's eval patches (0.15-0.21 for the earlier recipe) at
+# -0.03..+0.07 dB against the targets; measure_parity returns the figure, Parity.passed compares it.
 INT8_MAX_ABS_DIFF = 5e-3
 FP32_MAX_ABS_DIFF = 1e-4  # the export's own parity (pipelines.adapters.export.PARITY_TOLERANCE)
-# Convolutions with fewer input or output channels than this (the RGB stem and head) stay fp32 in int8.
+# Convolutions with fewer outputs than this (an RGB head) stay fp32 in int8; the head fold applies to them only.
 NARROW_CHANNELS = 8
 INT8_RECIPE_KEY = "erasure.serving.int8_recipe"
 
@@ -357,6 +400,34 @@ def _convtranspose_to_pixel_shuffle(model) -> int:
     return rewritten
 
 
+def _widen_input_channels(model, multiple: int = 4) -> int:
+    """Conv whose input channels are not a multiple of `multiple` (the RGB stem: 3) -> zero channels appended
+    to its input (Pad) and zero weights to match, exactly: the int8 kernels work on whole groups of 4 channels
+    (measured: the 3-channel int8 stem 1.8 ms, widened 0.95 ms, fp32 with its reorder/quantise/transpose 1.4 ms)."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    weights = {tensor.name: tensor for tensor in graph.initializer}
+    rewritten = 0
+    for node in list(graph.node):
+        if node.op_type != "Conv" or node.input[1] not in weights or _attributes(node).get("group", 1) != 1:
+            continue
+        weight = numpy_helper.to_array(weights[node.input[1]])
+        extra = -weight.shape[1] % multiple
+        if extra == 0:
+            continue
+        wide = np.concatenate([weight, np.zeros((weight.shape[0], extra, *weight.shape[2:]), weight.dtype)], axis=1)
+        weight_name, pads_name = _unique(graph, node.input[1] + "_wide"), _unique(graph, node.name + "_channel_pads")
+        graph.initializer.extend([numpy_helper.from_array(wide, weight_name),
+                                  numpy_helper.from_array(np.array([0, 0, 0, 0, 0, extra, 0, 0], np.int64), pads_name)])
+        widened = _unique(graph, node.input[0] + "_wide")
+        pad = helper.make_node("Pad", [node.input[0], pads_name], [widened], name=node.name + "_widen", mode="constant")
+        node.input[0], node.input[1] = widened, weight_name
+        graph.node.insert(list(graph.node).index(node), pad)
+        rewritten += 1
+    return rewritten
+
+
 def _shapes(model) -> dict:
     """Every value's inferred dims (None where symbolic), from ONNX shape inference."""
     import onnx
@@ -470,14 +541,15 @@ REWRITES = {
     "split_conv_over_concat": _split_conv_over_concat,
     "avgpool_to_depthwise_conv": _avgpool_to_depthwise_conv,
     "fold_modulation_into_1x1_conv": _fold_modulation_into_1x1_conv,
+    "widen_input_channels": _widen_input_channels,
 }
 # Applied by default: the ones that measured faster (bench/results/serving.md). fp32: the Conv-over-Concat
 # split and the head's modulation fold; the ConvTranspose rewrites are exact but no faster in fp32 (the
 # shuffle runs outside the blocked layout). int8 (quantize_int8) keeps the Concat (one 32-channel QLinearConv
 # and a QLinearConcat beat two 16-channel ones and a QLinearAdd) and moves the pooling and the upsampling
-# into the int8 chain.
+# into the int8 chain, the RGB stem too (widened to 4 input channels).
 DEFAULT_REWRITES = ("split_conv_over_concat", "fold_modulation_into_1x1_conv")
-INT8_REWRITES = ("avgpool_to_depthwise_conv", "convtranspose_to_pixel_shuffle", "fold_modulation_into_1x1_conv")
+INT8_REWRITES = ("widen_input_channels", "avgpool_to_depthwise_conv", "convtranspose_to_pixel_shuffle", "fold_modulation_into_1x1_conv")
 
 
 def rewrite_graph(model, rewrites: Iterable[str] = DEFAULT_REWRITES, cleanup: bool = True):
@@ -559,8 +631,8 @@ def quantize_int8(src: Path, dst: Path, calibration: Iterable[np.ndarray], recip
     """Static int8 of the export `src`: rewritten with `recipe.rewrites` (applied here: pass the export as
     written, not optimize_for_serving's fp32 graph), then quantised per `recipe` (default QDQ, per-channel s8
     weights, u8 activations: the runtime's fast u8s8 kernels) with ranges calibrated on `calibration` batches.
-    `exclude` (node names) defaults to what stays fp32 (_kept_fp32): the narrow convolutions (the RGB stem)
-    and the reshape feeding the folded head's MatMul."""
+    `exclude` (node names) defaults to what stays fp32 (_kept_fp32): convolutions with fewer than
+    NARROW_CHANNELS outputs (an RGB head left a Conv) and the Reshape feeding the folded head's MatMul."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -598,17 +670,16 @@ def quantize_int8(src: Path, dst: Path, calibration: Iterable[np.ndarray], recip
 
 
 def _narrow_convs(model, channels: int = NARROW_CHANNELS) -> list[str]:
-    """Dense convolutions with fewer than `channels` input or output channels (the RGB stem and head): int8
-    is no faster there (too little work per output to pay for the (de)quantisation) and they carry most of
-    the error. Depthwise ones (the pooling) are not narrow: int8 keeps them in the int8 chain."""
+    """Convolutions with fewer than `channels` outputs (an RGB head not folded into a MatMul): int8 is no
+    faster there (too little work per output to pay for the (de)quantisation) and it carries the error
+    straight to the image. The RGB stem (3 inputs) is int8 once widened (INT8_REWRITES' widen_input_channels)."""
     shapes = {tensor.name: tuple(tensor.dims) for tensor in model.graph.initializer}
     return [node.name for node in model.graph.node
-            if node.op_type == "Conv" and len(shapes.get(node.input[1], ())) == 4 and _attributes(node).get("group", 1) == 1
-            and min(shapes[node.input[1]][:2]) < channels]
+            if node.op_type == "Conv" and len(shapes.get(node.input[1], ())) == 4 and shapes[node.input[1]][0] < channels]
 
 
 def _kept_fp32(model) -> list[str]:
-    """The nodes quantize_int8 leaves fp32 by default: the narrow convolutions, and the Reshapes feeding a
+    """The nodes quantize_int8 leaves fp32 by default: the narrow-output convolutions, and the Reshapes feeding a
     MatMul (the folded head reads the fp32 features the prompt's mean reads too: one dequantisation)."""
     consumers: dict[str, list] = {}
     for node in model.graph.node:

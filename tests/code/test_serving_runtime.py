@@ -87,17 +87,15 @@ def test_int8_parity_holds_at_other_sizes_and_batches(exported, int8):
         assert parity.passed, (shape, parity)
 
 
-def test_int8_keeps_the_chain_int8_and_the_rgb_ends_fp32(int8):
+def test_int8_keeps_every_convolution_int8_and_the_head_fp32(int8):
     graph = onnx.load(str(int8)).graph
     ops = [node.op_type for node in graph.node]
     assert "AveragePool" not in ops and "ConvTranspose" not in ops  # pooling and upsampling are convolutions now
-    dequantized = {node.input[0] for node in graph.node if node.op_type == "DequantizeLinear"}
-    weights = {node.input[1] for node in graph.node if node.op_type == "Conv"}
-    quantized_convs = [name for name in weights if name.endswith("_DequantizeLinear_Output")]
-    assert len(quantized_convs) == len(weights) - 1  # all but the RGB stem
+    weights = [node.input[1] for node in graph.node if node.op_type == "Conv"]
+    assert weights and all(name.endswith("_DequantizeLinear_Output") for name in weights)  # the widened RGB stem too
+    assert any(node.op_type == "Pad" and node.name.endswith("_widen") for node in graph.node)
     assert not any(node.op_type == "Shape" and node.input[0].endswith("DequantizeLinear_Output") for node in graph.node)
     assert "MatMul" in ops  # the head, modulation folded in, reads fp32
-    assert dequantized
 
 
 def test_int8_records_its_recipe_and_options(int8):
@@ -110,7 +108,7 @@ def test_int8_records_its_recipe_and_options(int8):
     assert serving_runtime.saved_options(int8) == serving_runtime.ServingOptions()
 
 
-@pytest.mark.parametrize("rewrite", ["avgpool_to_depthwise_conv", "convtranspose_to_pixel_shuffle", "fold_modulation_into_1x1_conv"])
+@pytest.mark.parametrize("rewrite", serving_runtime.INT8_REWRITES)
 def test_int8_rewrites_are_exact_in_fp32(exported, tmp_path, rewrite):
     model, path, _ = exported
     rewritten = serving_runtime.optimize_for_serving(path, tmp_path / f"{rewrite}.onnx", rewrites=(rewrite,))
