@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from tests.gan_world import CPU, TINY_GAN_TRAINING, GanWorld, make_gan_world
+from tests.world_cache import shared_world
 from unlearning.gan_training import GanTrainConfig
 from unlearning.generation_metrics import features
 from unlearning.identity import (
@@ -92,3 +93,8 @@ def make_identity_world(gan: GanWorld, seed: int = 0) -> IdentityWorld:
     views = augmented_views(identity, VIEWS, seed=seed + 30)
     return IdentityWorld(gan, encoder, identity_net, verifier, identity, views, others,
                          features(gan.feature_net, gan.test_images, CPU))
+
+
+def shared_identity_world(tmp_path_factory) -> IdentityWorld:
+    """Seed 0's identity world, trained once per test run (tests/world_cache.py): GUIDE's tests and the flow's use it."""
+    return shared_world("identity-seed0", lambda: make_identity_world(make_identity_gan_world(seed=0), seed=0), tmp_path_factory)

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from tests.gan_world import CPU
-from tests.identity_world import make_identity_gan_world, make_identity_world
+from tests.identity_world import shared_identity_world
 from unlearning.identity import augmented_views, identity_similarity, perceptual_distance, typical_latent_distance
 from unlearning.identity_metrics import fid_between_generators, reconstructions, score_identity, similarities
 from unlearning.methods import create_method
@@ -38,8 +38,8 @@ from unlearning.verify import IdentityThresholds, verify_identity
 
 
 @pytest.fixture(scope="module")
-def world():
-    return make_identity_world(make_identity_gan_world(seed=0), seed=0)
+def world(tmp_path_factory):
+    return shared_identity_world(tmp_path_factory)
 
 
 def scores(world, model):

@@ -15,6 +15,7 @@ from pipelines.audit.verify import verify_trail
 from tests.conftest import commit_data
 from tests.gan_world import FORGET_CLASS, make_gan_world
 from tests.pipeline.conftest import register_model, request_file, run_flow
+from tests.world_cache import shared_world
 from unlearning.data.pairs import encode_arrays
 
 pytestmark = [pytest.mark.e2e]
@@ -26,8 +27,8 @@ QUICK_ADAPT_THEN_UNLEARN = {"name": "adapt_then_unlearn", "params": {"adapt_step
 
 
 @pytest.fixture(scope="module")
-def gan_world():
-    return make_gan_world(seed=0)
+def gan_world(tmp_path_factory):
+    return shared_world("gan-seed0", lambda: make_gan_world(seed=0), tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from pipelines.audit.store import local_record_path
 from pipelines.audit.verify import verify_trail
 from tests.conftest import commit_data
 from tests.gan_world import CPU
-from tests.identity_world import make_identity_gan_world, make_identity_world
+from tests.identity_world import shared_identity_world
 from tests.pipeline.conftest import register_model, request_file, run_flow
 from unlearning.data.digits import DigitsDataConfig
 from unlearning.data.identities import OTHERS_PATH, build_identity_sets, identity_path
@@ -38,8 +38,8 @@ IDENTITY = identity_path(0)
 
 
 @pytest.fixture(scope="module")
-def identity_world():
-    return make_identity_world(make_identity_gan_world(seed=0), seed=0)
+def identity_world(tmp_path_factory):
+    return shared_identity_world(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
