@@ -42,7 +42,7 @@ from tests.pipeline.test_deletion_flow import request_file
 
 pytestmark = [pytest.mark.integration]
 
-MODELS = ("prod-restorer-a", "prod-restorer-b", "prod-restorer-c")
+MODELS = ("prod-restorer-a", "prod-restorer-b")
 CLI = (sys.executable, "-m", "pipelines.cli")
 
 
@@ -52,8 +52,10 @@ def cli(*args: str, env: dict[str, str], timeout: int = 300) -> subprocess.Compl
 
 
 PORT_ATTEMPTS = 3
-# The Dask batch of three requests: 4 min 21 s measured alone on an idle 2-core machine, server set-up
-# included (issue 11); 300 s expired on a busy one. At least 3x the idle time.
+# Two models on two Dask worker processes: as many as CI's cores (three processes on two cores took 188 s
+# of an idle suite run and 266 s of a busy one, mostly three cold imports contending). The batch of three
+# measured 4 min 21 s alone on an idle 2-core machine, server set-up included (issue 11), and 300 s expired on
+# a busy one: the timeout stays at 3x that figure, above the two-model batch's time.
 BATCH_MEASURED_IDLE_S = 261
 BATCH_TIMEOUT_S = 3 * BATCH_MEASURED_IDLE_S + 60
 
@@ -218,16 +220,16 @@ def test_read_only_user_running_a_request_gets_a_clear_refusal(pipeline, tmp_pat
     assert runs == [], "the read-only user wrote a run into the pipeline's audit experiment"
 
 
-def test_dask_batch_processes_three_models_concurrently(pipeline, tmp_path):
+def test_dask_batch_processes_two_models_concurrently(pipeline, tmp_path):
     before = {name: champion(name) for name in MODELS}
     paths = [str(request_file(tmp_path, f"req-prod-batch-{i}", model=f"{name}@champion")) for i, name in enumerate(MODELS)]
     env = {**pipeline.client_environment("pipeline"), "ERASURE_DATA_REPO": os.environ["ERASURE_DATA_REPO"]}
-    result = cli("request", "batch", *paths, "--workers", "3", "--json", env=env, timeout=BATCH_TIMEOUT_S)
+    result = cli("request", "batch", *paths, "--workers", str(len(MODELS)), "--json", env=env, timeout=BATCH_TIMEOUT_S)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     outcomes = json.loads(result.stdout.strip().splitlines()[-1])
     assert sorted(outcome["model"] for outcome in outcomes) == sorted(MODELS)
     assert all(outcome["status"] == "passed" for outcome in outcomes), outcomes
-    assert len({outcome["worker_pid"] for outcome in outcomes}) == 3, "requests did not run in separate Dask workers"
+    assert len({outcome["worker_pid"] for outcome in outcomes}) == len(MODELS), "requests did not run in separate Dask workers"
     assert max(o["started"] for o in outcomes) < min(o["finished"] for o in outcomes), "the requests never overlapped"
     for name in MODELS:
         assert int(champion(name)) == int(before[name]) + 1
