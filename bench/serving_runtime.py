@@ -167,6 +167,32 @@ def load_session(path: Path, options: ServingOptions | None = None):
 # --- graph rewrites -------------------------------------------------------------------------------------
 
 
+
+def _stride2_upsampling(node, weights: dict):
+    """(weight (Cin, Cout, 2, 2), bias (Cout,)) of a plain 2x2, stride-2 ConvTranspose with constant weights; else None."""
+    from onnx import numpy_helper
+
+    if node.op_type != "ConvTranspose" or node.domain not in ("", "ai.onnx"):
+        return None
+    attributes = _attributes(node)
+    has_bias = len(node.input) > 2 and bool(node.input[2])
+    if (
+        list(attributes.get("kernel_shape", [])) != [2, 2]
+        or list(attributes.get("strides", [])) != [2, 2]
+        or any(attributes.get("pads", [0, 0, 0, 0]))
+        or any(attributes.get("output_padding", [0, 0]))
+        or list(attributes.get("dilations", [1, 1])) != [1, 1]
+        or attributes.get("group", 1) != 1
+        or attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+        or "output_shape" in attributes
+        or node.input[1] not in weights
+        or (has_bias and node.input[2] not in weights)
+    ):
+        return None
+    weight = numpy_helper.to_array(weights[node.input[1]])
+    bias = numpy_helper.to_array(weights[node.input[2]]) if has_bias else np.zeros(weight.shape[1], weight.dtype)
+    return weight, bias
+
 def _attributes(node) -> dict:
     from onnx import helper
 
@@ -192,26 +218,12 @@ def _convtranspose_to_depth_to_space(model) -> int:
     weights = {tensor.name: tensor for tensor in graph.initializer}
     rewritten = 0
     for index, node in enumerate(list(graph.node)):
-        if node.op_type != "ConvTranspose" or node.domain not in ("", "ai.onnx"):
+        upsampling = _stride2_upsampling(node, weights)
+        if upsampling is None:
             continue
-        attributes = _attributes(node)
-        if (
-            list(attributes.get("kernel_shape", [])) != [2, 2]
-            or list(attributes.get("strides", [])) != [2, 2]
-            or any(attributes.get("pads", [0, 0, 0, 0]))
-            or any(attributes.get("output_padding", [0, 0]))
-            or list(attributes.get("dilations", [1, 1])) != [1, 1]
-            or attributes.get("group", 1) != 1
-            or attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
-            or "output_shape" in attributes
-            or node.input[1] not in weights
-            or (len(node.input) > 2 and node.input[2] and node.input[2] not in weights)
-        ):
-            continue
-        weight = numpy_helper.to_array(weights[node.input[1]])  # (Cin, Cout, 2, 2)
+        weight, bias = upsampling
         cin, cout = weight.shape[:2]
         conv_weight = weight.transpose(1, 2, 3, 0).reshape(cout * 4, cin, 1, 1)
-        bias = numpy_helper.to_array(weights[node.input[2]]) if len(node.input) > 2 and node.input[2] else np.zeros(cout, weight.dtype)
         weight_name, bias_name = _unique(graph, node.input[1] + "_s2d"), _unique(graph, node.name + "_s2d_bias")
         graph.initializer.extend([numpy_helper.from_array(np.ascontiguousarray(conv_weight), weight_name),
                                   numpy_helper.from_array(np.repeat(bias, 4).astype(weight.dtype), bias_name)])
@@ -343,25 +355,11 @@ def _convtranspose_to_pixel_shuffle(model) -> int:
     weights = {tensor.name: tensor for tensor in graph.initializer}
     rewritten = 0
     for node in list(graph.node):
-        if node.op_type != "ConvTranspose" or node.domain not in ("", "ai.onnx"):
+        upsampling = _stride2_upsampling(node, weights)
+        if upsampling is None:
             continue
-        attributes = _attributes(node)
-        if (
-            list(attributes.get("kernel_shape", [])) != [2, 2]
-            or list(attributes.get("strides", [])) != [2, 2]
-            or any(attributes.get("pads", [0, 0, 0, 0]))
-            or any(attributes.get("output_padding", [0, 0]))
-            or list(attributes.get("dilations", [1, 1])) != [1, 1]
-            or attributes.get("group", 1) != 1
-            or attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
-            or "output_shape" in attributes
-            or node.input[1] not in weights
-            or (len(node.input) > 2 and node.input[2] and node.input[2] not in weights)
-        ):
-            continue
-        weight = numpy_helper.to_array(weights[node.input[1]])  # (Cin, Cout, 2, 2)
+        weight, bias = upsampling
         cin, cout = weight.shape[:2]
-        bias = numpy_helper.to_array(weights[node.input[2]]) if len(node.input) > 2 and node.input[2] else np.zeros(cout, weight.dtype)
 
         def name(suffix):
             return _unique(graph, f"{node.name}_{suffix}")
