@@ -21,13 +21,28 @@ def unlearn_without_retain(world, name, params):
 
 
 def test_synthetic_teacher_forgets_haze_and_keeps_noise_and_rain_without_retain_data(tiny_world):
+    """The default forget objective, a regression onto the do-nothing output (the hazy input itself)."""
     before = scores(tiny_world.model, tiny_world)
     after = unlearn_without_retain(tiny_world, "synthetic_teacher", NO_RETAIN)
+    # Haze drop measured 5.37-5.77 / 2.39 / 5.81-5.82 dB on seeds 0-2 over capabilities (of a 5.7-6.4 dB gain).
+    assert before["haze"].psnr - after["haze"].psnr >= 2.0
+    # Haze gain over the input measured +1.04 (default) / +1.16 (avx2, avx512) on seed 0, +2.77 and +1.18..1.29
+    # on seeds 1 and 2: on this tiny plain U-Net (no prompt blocks, 16 px patches) the target settles short of
+    # the do-nothing output; the demo restorer reaches it (bench/results/no_retain.md). Margin above seed 1.
+    assert after["haze"].psnr - after["haze"].input_psnr <= 3.0
+    # Kept drops measured -2.37..-0.75 dB over seeds and capabilities (negative: better than before); threshold 0.3.
+    for kept in ("noise", "rain"):
+        assert before[kept].psnr - after[kept].psnr <= 0.3
+
+
+def test_synthetic_teacher_with_bounded_ascent_reaches_the_do_nothing_output(tiny_world):
+    before = scores(tiny_world.model, tiny_world)
+    after = unlearn_without_retain(tiny_world, "synthetic_teacher", {**NO_RETAIN, "forget_objective": "bounded_ascent"})
     # Haze gain over the input measured 0.01 / 0.25 / -0.19 dB on seeds 0-2 (seed 0: -0.02 under
     # `default`, 0.01 under avx2 and avx512); the demo threshold is 0.5.
     assert after["haze"].psnr - after["haze"].input_psnr <= 0.5
     assert after["haze"].psnr < before["haze"].psnr - 3.0
-    # Kept drops measured -2.19..-0.43 dB over seeds and capabilities (negative: better than before; with
+    # Kept drops measured -2.40..-0.43 dB over seeds and capabilities (negative: better than before; with
     # teacher_weight 1 seed 1 lost 0.5 dB of rain, hence the default 3); the demo threshold is 0.3.
     for kept in ("noise", "rain"):
         assert before[kept].psnr - after[kept].psnr <= 0.3
